@@ -449,6 +449,10 @@ type Delta struct {
 	ReasoningContent *string    `json:"reasoning_content,omitempty"`
 	ToolCalls        []ToolCall `json:"tool_calls,omitempty"`
 	Refusal          *string    `json:"refusal,omitempty"`
+	// ReasoningSignature carries a fragment of the provider's signature over
+	// the reasoning (Anthropic signature_delta) so a streaming client can
+	// send the thinking back in the next turn, as Message.ReasoningSignature.
+	ReasoningSignature *string `json:"reasoning_signature,omitempty"`
 }
 
 // Object names.
