@@ -1,0 +1,279 @@
+package anthropic
+
+import (
+	"encoding/json"
+	"io"
+
+	wire "tollgate.dev/tollgate/dataplane/schema/anthropic"
+	"tollgate.dev/tollgate/dataplane/schema/openai"
+	"tollgate.dev/tollgate/dataplane/sse"
+	"tollgate.dev/tollgate/dataplane/translate"
+)
+
+// ChatStream translates an Anthropic event stream into OpenAI chunks, one
+// upstream event at a time.
+func (Translator) ChatStream(body io.Reader, _ translate.Target, meta translate.StreamMeta) translate.ChunkReader {
+	return NewStreamReader(body, meta)
+}
+
+// blockKind is what an Anthropic content block turns into.
+type blockKind uint8
+
+const (
+	blockIgnored  blockKind = iota // redacted_thinking, server tools, unknown
+	blockText                      // content deltas
+	blockThinking                  // reasoning_content deltas
+	blockTool                      // tool_calls deltas
+	blockJSON                      // synthetic JSON-mode tool: content deltas
+)
+
+type blockState struct {
+	kind blockKind
+	// toolIndex is the OpenAI tool_calls index: tool_use blocks counted
+	// from 0, whatever their Anthropic block index.
+	toolIndex int
+	// gotInput is set once a non-empty input fragment was sent, so a tool
+	// with no input still ends with valid JSON arguments ("{}").
+	gotInput bool
+}
+
+// StreamReader is the ChunkReader for Anthropic streams. It reads upstream
+// only inside Next and holds at most the chunks one event produces.
+type StreamReader struct {
+	src  *sse.Reader
+	meta translate.StreamMeta
+
+	queue []*openai.ChatChunk
+	head  int
+	err   error // terminal: returned once the queue is drained
+
+	ev         wire.StreamEvent
+	blocks     map[int]*blockState
+	nextTool   int
+	realTool   bool
+	roleSent   bool
+	finishSent bool
+	stopReason string
+	usage      wire.Usage
+	haveUsage  bool
+}
+
+// NewStreamReader returns a reader over an Anthropic SSE body.
+func NewStreamReader(body io.Reader, meta translate.StreamMeta) *StreamReader {
+	return &StreamReader{src: sse.NewReader(body, 0), meta: meta, blocks: make(map[int]*blockState, 4)}
+}
+
+// Next returns the next OpenAI chunk; see translate.ChunkReader.
+func (r *StreamReader) Next() (*openai.ChatChunk, error) {
+	for {
+		if r.head < len(r.queue) {
+			c := r.queue[r.head]
+			r.queue[r.head] = nil
+			r.head++
+			return c, nil
+		}
+		r.queue, r.head = r.queue[:0], 0
+		if r.err != nil {
+			return nil, r.err
+		}
+		ev, err := r.src.Next()
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF // no message_stop
+			}
+			r.err = err
+			continue
+		}
+		if len(ev.Data) == 0 {
+			continue
+		}
+		r.ev = wire.StreamEvent{}
+		if json.Unmarshal(ev.Data, &r.ev) != nil {
+			r.err = upstreamMalformed("malformed stream event")
+			continue
+		}
+		r.handle(&r.ev)
+	}
+}
+
+func (r *StreamReader) handle(ev *wire.StreamEvent) {
+	switch ev.Type {
+	case wire.EventMessageStart:
+		if ev.Message != nil {
+			r.usage = ev.Message.Usage
+			r.haveUsage = true
+		}
+		empty := ""
+		r.emit(openai.Delta{Content: &empty}, nil)
+	case wire.EventContentBlockStart:
+		r.blockStart(ev)
+	case wire.EventContentBlockDelta:
+		r.blockDelta(ev)
+	case wire.EventContentBlockStop:
+		if ev.Index == nil {
+			return
+		}
+		b := r.blocks[*ev.Index]
+		if b == nil || b.gotInput {
+			return
+		}
+		switch b.kind {
+		case blockTool:
+			r.emit(openai.Delta{ToolCalls: []openai.ToolCall{{Index: intPtr(b.toolIndex), Function: openai.FunctionCall{Arguments: "{}"}}}}, nil)
+		case blockJSON:
+			s := "{}"
+			r.emit(openai.Delta{Content: &s}, nil)
+		}
+		b.gotInput = true
+	case wire.EventMessageDelta:
+		if ev.Delta != nil && ev.Delta.StopReason != nil {
+			r.stopReason = *ev.Delta.StopReason
+		}
+		if u := ev.Usage; u != nil {
+			r.haveUsage = true
+			r.usage.OutputTokens = u.OutputTokens
+			if u.InputTokens != nil {
+				r.usage.InputTokens = *u.InputTokens
+			}
+			if u.CacheReadInputTokens != nil {
+				r.usage.CacheReadInputTokens = *u.CacheReadInputTokens
+			}
+			if u.CacheCreationInputTokens != nil {
+				r.usage.CacheCreationInputTokens = *u.CacheCreationInputTokens
+			}
+		}
+		if ev.Delta != nil && ev.Delta.StopReason != nil {
+			r.finish()
+		}
+	case wire.EventMessageStop:
+		r.finish()
+		if r.haveUsage {
+			r.queue = append(r.queue, &openai.ChatChunk{
+				ID: r.meta.ID, Object: openai.ObjectChatCompletionChunk, Created: r.meta.Created, Model: r.meta.Model,
+				Choices: []openai.ChunkChoice{}, Usage: ConvertUsage(r.usage),
+			})
+		}
+		r.err = io.EOF
+	case wire.EventError:
+		typ, msg := "", "anthropic: upstream stream error"
+		if ev.Error != nil {
+			typ = ev.Error.Type
+			if ev.Error.Message != "" {
+				msg = ev.Error.Message
+			}
+		}
+		r.err = ErrorFromType(0, typ, msg)
+	}
+	// ping and event types added by later API versions carry nothing to translate.
+}
+
+func (r *StreamReader) blockStart(ev *wire.StreamEvent) {
+	if ev.Index == nil || ev.ContentBlock == nil {
+		return
+	}
+	cb := ev.ContentBlock
+	b := &blockState{}
+	r.blocks[*ev.Index] = b
+	switch cb.Type {
+	case wire.BlockText:
+		b.kind = blockText
+		if cb.Text != "" {
+			s := cb.Text
+			r.emit(openai.Delta{Content: &s}, nil)
+		}
+	case wire.BlockThinking:
+		b.kind = blockThinking
+		if cb.Thinking != "" {
+			s := cb.Thinking
+			r.emit(openai.Delta{ReasoningContent: &s}, nil)
+		}
+		if cb.Signature != "" {
+			s := cb.Signature
+			r.emit(openai.Delta{ReasoningSignature: &s}, nil)
+		}
+	case wire.BlockToolUse:
+		args := ""
+		if in := compactJSON(cb.Input); in != "{}" {
+			args, b.gotInput = in, true
+		}
+		if cb.Name == JSONToolName {
+			b.kind = blockJSON
+			if args != "" {
+				r.emit(openai.Delta{Content: &args}, nil)
+			}
+			return
+		}
+		b.kind, b.toolIndex = blockTool, r.nextTool
+		r.nextTool++
+		r.realTool = true
+		r.emit(openai.Delta{ToolCalls: []openai.ToolCall{{
+			Index: intPtr(b.toolIndex), ID: cb.ID, Type: "function",
+			Function: openai.FunctionCall{Name: cb.Name, Arguments: args},
+		}}}, nil)
+	}
+}
+
+func (r *StreamReader) blockDelta(ev *wire.StreamEvent) {
+	if ev.Index == nil || ev.Delta == nil {
+		return
+	}
+	b := r.blocks[*ev.Index]
+	if b == nil {
+		return
+	}
+	d := ev.Delta
+	switch d.Type {
+	case wire.DeltaText:
+		if d.Text != "" && b.kind == blockText {
+			s := d.Text
+			r.emit(openai.Delta{Content: &s}, nil)
+		}
+	case wire.DeltaThinking:
+		if d.Thinking != "" && b.kind == blockThinking {
+			s := d.Thinking
+			r.emit(openai.Delta{ReasoningContent: &s}, nil)
+		}
+	case wire.DeltaSignature:
+		if d.Signature != "" && b.kind == blockThinking {
+			s := d.Signature
+			r.emit(openai.Delta{ReasoningSignature: &s}, nil)
+		}
+	case wire.DeltaInputJSON:
+		if d.PartialJSON == "" {
+			return
+		}
+		s := d.PartialJSON
+		switch b.kind {
+		case blockTool:
+			b.gotInput = true
+			r.emit(openai.Delta{ToolCalls: []openai.ToolCall{{Index: intPtr(b.toolIndex), Function: openai.FunctionCall{Arguments: s}}}}, nil)
+		case blockJSON:
+			b.gotInput = true
+			r.emit(openai.Delta{Content: &s}, nil)
+		}
+	}
+}
+
+// finish emits the single finish_reason chunk.
+func (r *StreamReader) finish() {
+	if r.finishSent {
+		return
+	}
+	r.finishSent = true
+	fr := FinishReason(r.stopReason, r.realTool)
+	r.emit(openai.Delta{}, &fr)
+}
+
+// emit queues one chunk; the first chunk of the stream carries the role.
+func (r *StreamReader) emit(d openai.Delta, finish *string) {
+	if !r.roleSent {
+		d.Role = openai.RoleAssistant
+		r.roleSent = true
+	}
+	r.queue = append(r.queue, &openai.ChatChunk{
+		ID: r.meta.ID, Object: openai.ObjectChatCompletionChunk, Created: r.meta.Created, Model: r.meta.Model,
+		Choices: []openai.ChunkChoice{{Index: 0, Delta: d, FinishReason: finish}},
+	})
+}
+
+func intPtr(i int) *int { return &i }
