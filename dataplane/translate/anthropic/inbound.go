@@ -1,0 +1,437 @@
+package anthropic
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	wire "tollgate.dev/tollgate/dataplane/schema/anthropic"
+	"tollgate.dev/tollgate/dataplane/schema/openai"
+)
+
+// ParseMessagesRequest parses and validates an Anthropic POST /v1/messages
+// body into the canonical request, so Anthropic-native clients can be routed
+// to any provider. Mapping choices:
+//
+//   - system (string or text blocks) becomes one leading system message;
+//   - a user turn's tool_result blocks become OpenAI tool messages, one per
+//     block, in order, before a user message with the turn's remaining
+//     blocks; images inside tool results (OpenAI tool messages cannot carry
+//     images) move into that user message, ahead of its own blocks;
+//     is_error has no OpenAI field and is dropped;
+//   - assistant thinking blocks become reasoning_content (concatenated) and
+//     reasoning_signature (the last one); redacted_thinking is dropped;
+//   - thinking.budget_tokens maps to reasoning_effort (see EffortForBudget);
+//   - max_tokens becomes max_completion_tokens;
+//   - stream requests always ask for a usage chunk: Anthropic clients
+//     expect usage in message_delta;
+//   - top_k and cache_control have no canonical field and are ignored;
+//     Anthropic server tools (web search, code execution, ...) are rejected.
+func ParseMessagesRequest(body []byte) (*openai.ChatRequest, *openai.APIError) {
+	var in wire.MessagesRequest
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nil, badRequest("", "invalid request body: %v", err)
+	}
+	if in.Model == "" {
+		return nil, badRequest("model", "model: field required")
+	}
+	if in.MaxTokens == nil {
+		return nil, badRequest("max_tokens", "max_tokens: field required")
+	}
+	if *in.MaxTokens < 1 {
+		return nil, badRequest("max_tokens", "max_tokens: must be greater than or equal to 1")
+	}
+	if len(in.Messages) == 0 {
+		return nil, badRequest("messages", "messages: at least one message is required")
+	}
+	maxTokens := *in.MaxTokens
+	out := &openai.ChatRequest{
+		Model:               in.Model,
+		MaxCompletionTokens: &maxTokens,
+		Stream:              in.Stream,
+		Temperature:         in.Temperature,
+		TopP:                in.TopP,
+		Messages:            make([]openai.Message, 0, len(in.Messages)+1),
+	}
+	if in.Stream {
+		out.StreamOptions = &openai.StreamOptions{IncludeUsage: true}
+	}
+	if len(in.StopSequences) > 0 {
+		out.Stop = openai.Stop(in.StopSequences)
+	}
+	if in.Metadata != nil {
+		out.User = in.Metadata.UserID
+	}
+
+	if in.System != nil {
+		sys, err := systemMessage(*in.System)
+		if err != nil {
+			return nil, err
+		}
+		if !sys.Content.IsEmpty() {
+			out.Messages = append(out.Messages, sys)
+		}
+	}
+	for i := range in.Messages {
+		m := &in.Messages[i]
+		var err *openai.APIError
+		switch m.Role {
+		case wire.RoleUser:
+			out.Messages, err = appendUserTurn(out.Messages, m.Content, i)
+		case wire.RoleAssistant:
+			out.Messages, err = appendAssistantTurn(out.Messages, m.Content, i)
+		default:
+			err = badRequest(fmt.Sprintf("messages.%d.role", i), "messages.%d.role: must be \"user\" or \"assistant\", got %q", i, m.Role)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	if err := inboundTools(&in, out); err != nil {
+		return nil, err
+	}
+	if th := in.Thinking; th != nil {
+		switch th.Type {
+		case wire.ThinkingEnabled:
+			out.ReasoningEffort = EffortForBudget(th.BudgetTokens)
+		case wire.ThinkingAdaptive:
+			out.ReasoningEffort = "medium"
+		case wire.ThinkingDisabled:
+		default:
+			return nil, badRequest("thinking.type", "thinking.type: must be \"enabled\", \"disabled\" or \"adaptive\", got %q", th.Type)
+		}
+	}
+	return out, nil
+}
+
+// EffortForBudget maps a thinking budget to the reasoning_effort whose
+// budget (see ThinkingBudget) is the nearest one not below it: up to 2048
+// tokens "low", up to 8192 "medium", above that "high".
+func EffortForBudget(budget int) string {
+	switch {
+	case budget <= 2048:
+		return "low"
+	case budget <= 8192:
+		return "medium"
+	default:
+		return "high"
+	}
+}
+
+func systemMessage(c wire.Content) (openai.Message, *openai.APIError) {
+	msg := openai.Message{Role: openai.RoleSystem}
+	if c.IsString {
+		msg.Content = openai.TextContent(c.Text)
+		return msg, nil
+	}
+	parts := make([]openai.ContentPart, 0, len(c.Blocks))
+	for j, b := range c.Blocks {
+		if b.Type != wire.BlockText {
+			return msg, badRequest(fmt.Sprintf("system.%d.type", j), "system.%d.type: only text blocks are allowed, got %q", j, b.Type)
+		}
+		parts = append(parts, openai.ContentPart{Type: openai.PartText, Text: b.Text})
+	}
+	msg.Content = openai.PartsContent(parts...)
+	return msg, nil
+}
+
+// appendUserTurn appends one Anthropic user turn: its tool results as tool
+// messages, then the rest as one user message.
+func appendUserTurn(msgs []openai.Message, c wire.Content, i int) ([]openai.Message, *openai.APIError) {
+	if c.IsString {
+		return append(msgs, openai.Message{Role: openai.RoleUser, Content: openai.TextContent(c.Text)}), nil
+	}
+	var moved, parts []openai.ContentPart
+	for j := range c.Blocks {
+		b := &c.Blocks[j]
+		param := fmt.Sprintf("messages.%d.content.%d", i, j)
+		if b.Type == wire.BlockToolResult {
+			if b.ToolUseID == "" {
+				return nil, badRequest(param+".tool_use_id", "%s.tool_use_id: field required", param)
+			}
+			tm := openai.Message{Role: openai.RoleTool, ToolCallID: b.ToolUseID, Content: openai.TextContent("")}
+			if b.Content != nil {
+				if b.Content.IsString {
+					tm.Content = openai.TextContent(b.Content.Text)
+				} else {
+					var text []openai.ContentPart
+					for k := range b.Content.Blocks {
+						p, err := userPart(&b.Content.Blocks[k], fmt.Sprintf("%s.content.%d", param, k))
+						if err != nil {
+							return nil, err
+						}
+						if p.Type == openai.PartText {
+							text = append(text, p)
+						} else {
+							moved = append(moved, p)
+						}
+					}
+					if len(text) == 1 {
+						tm.Content = openai.TextContent(text[0].Text)
+					} else if len(text) > 1 {
+						tm.Content = openai.PartsContent(text...)
+					}
+				}
+			}
+			msgs = append(msgs, tm)
+			continue
+		}
+		p, err := userPart(b, param)
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, p)
+	}
+	if all := append(moved, parts...); len(all) > 0 {
+		msgs = append(msgs, openai.Message{Role: openai.RoleUser, Content: openai.PartsContent(all...)})
+	}
+	return msgs, nil
+}
+
+// userPart maps a user (or tool_result) block to an OpenAI content part.
+func userPart(b *wire.ContentBlock, param string) (openai.ContentPart, *openai.APIError) {
+	switch b.Type {
+	case wire.BlockText:
+		return openai.ContentPart{Type: openai.PartText, Text: b.Text}, nil
+	case wire.BlockImage:
+		s := b.Source
+		switch {
+		case s != nil && s.Type == wire.SourceBase64 && s.MediaType != "" && s.Data != "":
+			return openai.ContentPart{Type: openai.PartImageURL, ImageURL: &openai.ImageURL{URL: "data:" + s.MediaType + ";base64," + s.Data}}, nil
+		case s != nil && s.Type == wire.SourceURL && s.URL != "":
+			return openai.ContentPart{Type: openai.PartImageURL, ImageURL: &openai.ImageURL{URL: s.URL}}, nil
+		}
+		return openai.ContentPart{}, badRequest(param+".source", "%s.source: must be a base64 source with media_type and data, or a url source", param)
+	case wire.BlockDocument:
+		s := b.Source
+		switch {
+		case s != nil && s.Type == wire.SourceBase64 && s.MediaType == "application/pdf" && s.Data != "":
+			return openai.ContentPart{Type: openai.PartFile, File: &openai.File{FileData: "data:application/pdf;base64," + s.Data}}, nil
+		case s != nil && s.Type == "text" && s.Data != "":
+			return openai.ContentPart{Type: openai.PartText, Text: s.Data}, nil
+		}
+		return openai.ContentPart{}, badRequest(param+".source", "%s.source: only base64 PDF and plain-text documents are supported", param)
+	}
+	return openai.ContentPart{}, badRequest(param+".type", "%s.type: content block type %q is not supported in user messages", param, b.Type)
+}
+
+// appendAssistantTurn appends one Anthropic assistant turn as one
+// assistant message.
+func appendAssistantTurn(msgs []openai.Message, c wire.Content, i int) ([]openai.Message, *openai.APIError) {
+	m := openai.Message{Role: openai.RoleAssistant}
+	if c.IsString {
+		m.Content = openai.TextContent(c.Text)
+		return append(msgs, m), nil
+	}
+	var text, thinking strings.Builder
+	hasText := false
+	for j := range c.Blocks {
+		b := &c.Blocks[j]
+		param := fmt.Sprintf("messages.%d.content.%d", i, j)
+		switch b.Type {
+		case wire.BlockText:
+			text.WriteString(b.Text)
+			hasText = true
+		case wire.BlockThinking:
+			thinking.WriteString(b.Thinking)
+			if b.Signature != "" {
+				m.ReasoningSignature = b.Signature
+			}
+		case wire.BlockRedactedThinking:
+			// Encrypted reasoning only Anthropic can read: no canonical field.
+		case wire.BlockToolUse:
+			if b.ID == "" || b.Name == "" {
+				return nil, badRequest(param, "%s: tool_use blocks require id and name", param)
+			}
+			m.ToolCalls = append(m.ToolCalls, openai.ToolCall{ID: b.ID, Type: "function",
+				Function: openai.FunctionCall{Name: b.Name, Arguments: compactJSON(b.Input)}})
+		default:
+			return nil, badRequest(param+".type", "%s.type: content block type %q is not supported in assistant messages", param, b.Type)
+		}
+	}
+	if hasText {
+		m.Content = openai.TextContent(text.String())
+	}
+	m.ReasoningContent = thinking.String()
+	return append(msgs, m), nil
+}
+
+func inboundTools(in *wire.MessagesRequest, out *openai.ChatRequest) *openai.APIError {
+	for i, t := range in.Tools {
+		if t.Type != "" && t.Type != "custom" {
+			return badRequest(fmt.Sprintf("tools.%d.type", i), "tools.%d.type: server tool %q is not supported by the gateway", i, t.Type)
+		}
+		if t.Name == "" {
+			return badRequest(fmt.Sprintf("tools.%d.name", i), "tools.%d.name: field required", i)
+		}
+		schema := t.InputSchema
+		if len(schema) == 0 {
+			schema = objectSchema
+		}
+		out.Tools = append(out.Tools, openai.Tool{Type: "function", Function: openai.FunctionDecl{
+			Name: t.Name, Description: t.Description, Parameters: schema}})
+	}
+	tc := in.ToolChoice
+	if tc == nil {
+		return nil
+	}
+	switch tc.Type {
+	case wire.ToolChoiceAuto:
+		out.ToolChoice = &openai.ToolChoice{Mode: openai.ToolChoiceAuto}
+	case wire.ToolChoiceAny:
+		out.ToolChoice = &openai.ToolChoice{Mode: openai.ToolChoiceRequired}
+	case wire.ToolChoiceNone:
+		out.ToolChoice = &openai.ToolChoice{Mode: openai.ToolChoiceNone}
+	case wire.ToolChoiceTool:
+		if tc.Name == "" {
+			return badRequest("tool_choice.name", "tool_choice.name: field required")
+		}
+		out.ToolChoice = &openai.ToolChoice{Mode: openai.ToolChoiceFunction, Function: tc.Name}
+	default:
+		return badRequest("tool_choice.type", "tool_choice.type: must be auto, any, tool or none, got %q", tc.Type)
+	}
+	if len(out.Tools) == 0 {
+		out.ToolChoice = nil // OpenAI rejects tool_choice without tools
+	}
+	if tc.DisableParallelToolUse != nil && *tc.DisableParallelToolUse && len(out.Tools) > 0 {
+		f := false
+		out.ParallelToolCalls = &f
+	}
+	return nil
+}
+
+// MessagesResponse renders a canonical response as an Anthropic message
+// for the client that called /v1/messages with model.
+func MessagesResponse(resp *openai.ChatResponse, model string) []byte {
+	m := wire.MessageResponse{
+		ID:      messageID(resp.ID),
+		Type:    "message",
+		Role:    wire.RoleAssistant,
+		Model:   model,
+		Content: []wire.ContentBlock{},
+	}
+	finish := ""
+	if len(resp.Choices) > 0 {
+		c := &resp.Choices[0]
+		finish = c.FinishReason
+		msg := &c.Message
+		if msg.ReasoningContent != "" || msg.ReasoningSignature != "" {
+			m.Content = append(m.Content, wire.ContentBlock{Type: wire.BlockThinking, Thinking: msg.ReasoningContent, Signature: msg.ReasoningSignature})
+		}
+		if t := msg.Content.PlainText() + msg.Refusal; t != "" {
+			m.Content = append(m.Content, wire.ContentBlock{Type: wire.BlockText, Text: t})
+		}
+		for j, tc := range msg.ToolCalls {
+			m.Content = append(m.Content, wire.ContentBlock{Type: wire.BlockToolUse, ID: toolUseID(tc.ID, m.ID, j),
+				Name: tc.Function.Name, Input: argumentsObject(tc.Function.Arguments)})
+		}
+		if len(msg.ToolCalls) > 0 {
+			finish = openai.FinishToolCalls
+		}
+	}
+	stop := StopReason(finish)
+	m.StopReason = &stop
+	if resp.Usage != nil {
+		m.Usage = InboundUsage(resp.Usage)
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
+
+// messageID gives Anthropic clients the msg_ ids they expect while keeping
+// the gateway's id recognisable in logs.
+func messageID(id string) string {
+	if strings.HasPrefix(id, "msg_") {
+		return id
+	}
+	id = strings.TrimPrefix(id, "chatcmpl-")
+	if id == "" {
+		id = "tollgate"
+	}
+	return "msg_" + id
+}
+
+// toolUseID keeps the upstream tool call id, or makes a stable one when the
+// upstream gave none, because Anthropic clients pair tool results by id.
+func toolUseID(id, msgID string, n int) string {
+	if id != "" {
+		return id
+	}
+	return "toolu_" + strings.TrimPrefix(msgID, "msg_") + "_" + strconv.Itoa(n)
+}
+
+// argumentsObject turns OpenAI arguments into tool_use input; arguments that
+// are not a JSON object (a provider bug) become {} rather than an invalid
+// message.
+func argumentsObject(args string) json.RawMessage {
+	in, err := argumentsToInput(args)
+	if err != nil {
+		return emptyObject
+	}
+	return in
+}
+
+// StopReason maps an OpenAI finish_reason back to an Anthropic stop_reason.
+func StopReason(finish string) string {
+	switch finish {
+	case openai.FinishLength:
+		return wire.StopMaxTokens
+	case openai.FinishToolCalls, "function_call":
+		return wire.StopToolUse
+	case openai.FinishContentFilter:
+		return wire.StopRefusal
+	default:
+		return wire.StopEndTurn
+	}
+}
+
+// InboundUsage maps OpenAI usage back to Anthropic's, whose input_tokens
+// exclude cache reads and writes.
+func InboundUsage(u *openai.Usage) wire.Usage {
+	read, write := u.CachedTokens(), u.CacheWriteTokens()
+	return wire.Usage{
+		InputTokens:              max(u.PromptTokens-read-write, 0),
+		OutputTokens:             u.CompletionTokens,
+		CacheReadInputTokens:     read,
+		CacheCreationInputTokens: write,
+	}
+}
+
+// ErrorBody renders an error in Anthropic's envelope, with the error type
+// Anthropic uses for the status, so Anthropic SDKs raise the right
+// exception class (and retry 429/5xx/overloaded).
+func ErrorBody(e *openai.APIError) []byte {
+	b, _ := json.Marshal(wire.ErrorResponse{Type: "error", Error: wire.ErrorDetail{Type: ErrorType(e.Status), Message: e.Message}})
+	return b
+}
+
+// ErrorType is the Anthropic error type for an HTTP status.
+func ErrorType(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return wire.ErrInvalidRequest
+	case http.StatusUnauthorized:
+		return wire.ErrAuthentication
+	case http.StatusPaymentRequired:
+		return wire.ErrBilling
+	case http.StatusForbidden:
+		return wire.ErrPermission
+	case http.StatusNotFound:
+		return wire.ErrNotFound
+	case http.StatusRequestEntityTooLarge:
+		return wire.ErrRequestTooLarge
+	case http.StatusTooManyRequests:
+		return wire.ErrRateLimit
+	case http.StatusServiceUnavailable, wire.StatusOverloaded:
+		return wire.ErrOverloaded
+	case http.StatusGatewayTimeout:
+		return wire.ErrTimeout
+	}
+	if status >= 500 {
+		return wire.ErrAPI
+	}
+	return wire.ErrInvalidRequest
+}
