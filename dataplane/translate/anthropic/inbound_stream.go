@@ -1,6 +1,7 @@
 package anthropic
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -39,6 +40,9 @@ type MessagesStreamWriter struct {
 	sawTool    bool
 	finish     string
 	usage      *openai.Usage
+
+	buf bytes.Buffer
+	enc *json.Encoder
 }
 
 // NewMessagesStreamWriter returns a writer for one streamed message; id and
@@ -92,11 +96,17 @@ type (
 )
 
 func (s *MessagesStreamWriter) event(typ string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
+	s.buf.Reset()
+	if s.enc == nil {
+		s.enc = json.NewEncoder(&s.buf)
+		// Anthropic does not HTML-escape; neither do we (fewer bytes, and
+		// text arrives exactly as the model wrote it).
+		s.enc.SetEscapeHTML(false)
+	}
+	if err := s.enc.Encode(v); err != nil {
 		return err
 	}
-	return s.w.Event(typ, b)
+	return s.w.Event(typ, bytes.TrimSuffix(s.buf.Bytes(), []byte("\n")))
 }
 
 func (s *MessagesStreamWriter) start(u *openai.Usage) error {
