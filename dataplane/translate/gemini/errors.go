@@ -119,4 +119,3 @@ func retryAfterHeader(h http.Header) time.Duration {
 	}
 	return 0
 }
-

@@ -1,0 +1,182 @@
+// Package dataplane wires the data-plane process: the public API server,
+// the admin server (metrics, health, readiness), and the source of routing
+// tables (the controller's push channel, or a directory of manifests in
+// file mode).
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"tollgate.dev/tollgate/dataplane/routetable"
+	"tollgate.dev/tollgate/dataplane/server"
+	"tollgate.dev/tollgate/dataplane/sync"
+	"tollgate.dev/tollgate/dataplane/translate/media"
+	"tollgate.dev/tollgate/dataplane/translate/providers"
+)
+
+// Options are the data plane's settings, from flags.
+type Options struct {
+	Listen        string
+	AdminListen   string
+	ConfigDir     string
+	ControllerURL string
+	TokenFile     string
+	Token         string
+	ReplicaID     string
+	ShutdownGrace time.Duration
+	DrainDelay    time.Duration
+	MaxBodyBytes  int64
+	AllowPrivateImageURLs bool
+	LogLevel      int
+	// Ready, when set, receives the bound public and admin addresses (tests
+	// and `make run` use ":0").
+	Ready func(public, admin string)
+}
+
+// Main parses args and runs the data plane until ctx is cancelled.
+func Main(ctx context.Context, args []string) error {
+	o := Options{}
+	fs := flag.NewFlagSet("dataplane", flag.ContinueOnError)
+	fs.StringVar(&o.Listen, "listen", ":8080", "address of the public API (OpenAI/Anthropic-compatible, /mcp)")
+	fs.StringVar(&o.AdminListen, "admin-listen", ":9090", "address of /metrics, /healthz and /readyz")
+	fs.StringVar(&o.ConfigDir, "config", "", "file mode: read LLMProvider/Route/VirtualKey/MCPTool/Secret manifests from this directory (no Kubernetes)")
+	fs.StringVar(&o.ControllerURL, "controller", "", "URL of the controller's push channel, e.g. http://tollgate-controller:8082")
+	fs.StringVar(&o.TokenFile, "token-file", "/var/run/secrets/tollgate/token", "file with the token presented to the controller (projected service-account token)")
+	fs.StringVar(&o.ReplicaID, "replica-id", "", "replica name reported to the controller (default: hostname)")
+	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 30*time.Second, "how long in-flight requests and streams may take to finish on shutdown")
+	fs.DurationVar(&o.DrainDelay, "drain-delay", 5*time.Second, "how long readiness fails before the listener closes on shutdown")
+	fs.Int64Var(&o.MaxBodyBytes, "max-body-bytes", 32<<20, "largest accepted request body")
+	fs.BoolVar(&o.AllowPrivateImageURLs, "allow-private-image-urls", false, "let image URLs in requests resolve to private/loopback addresses (SSRF guard off)")
+	fs.IntVar(&o.LogLevel, "v", 0, "log verbosity")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if (o.ConfigDir == "") == (o.ControllerURL == "") {
+		return errors.New("exactly one of --config (file mode) or --controller is required")
+	}
+	if o.ReplicaID == "" {
+		o.ReplicaID, _ = os.Hostname()
+	}
+	h := slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.Level(-o.LogLevel)})
+	return Run(ctx, o, logr.FromSlogHandler(h).WithName("dataplane"))
+}
+
+// Run runs the data plane with options o.
+func Run(ctx context.Context, o Options, log logr.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := server.NewMetrics(reg)
+	srv := server.New(server.Options{
+		Translators:  providers.For,
+		Media:        media.NewFetcher(30*time.Second, media.DefaultMaxBytes, o.AllowPrivateImageURLs),
+		Log:          log,
+		MaxBodyBytes: o.MaxBodyBytes,
+		Metrics:      metrics,
+	})
+	apply := func(t *routetable.Table) error {
+		if err := srv.SetTable(t); err != nil {
+			return err
+		}
+		log.Info("Applied routing table", "version", t.Version, "routes", len(t.Routes), "keys", len(t.Keys))
+		return nil
+	}
+
+	var synced func() bool
+	errc := make(chan error, 4)
+	if o.ConfigDir != "" {
+		fw := &FileWatcher{Dir: o.ConfigDir, Apply: apply, Log: log}
+		if err := fw.Load(); err != nil {
+			return fmt.Errorf("file mode: %w", err)
+		}
+		go func() { errc <- fw.Run(ctx) }()
+		synced = func() bool { return true }
+	} else {
+		c := &sync.Client{URL: o.ControllerURL, TokenFile: o.TokenFile, Token: o.Token, ReplicaID: o.ReplicaID, Apply: apply, Log: log}
+		go func() { errc <- c.Run(ctx) }()
+		synced = c.Synced
+	}
+
+	pub, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return err
+	}
+	adm, err := net.Listen("tcp", o.AdminListen)
+	if err != nil {
+		pub.Close()
+		return err
+	}
+	public := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	admin := &http.Server{Handler: adminMux(reg, srv, synced), ReadHeaderTimeout: 5 * time.Second}
+	go func() { errc <- ignoreClosed(public.Serve(pub)) }()
+	go func() { errc <- ignoreClosed(admin.Serve(adm)) }()
+	log.Info("Data plane listening", "public", pub.Addr().String(), "admin", adm.Addr().String())
+	if o.Ready != nil {
+		o.Ready(pub.Addr().String(), adm.Addr().String())
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if err != nil {
+			public.Close()
+			admin.Close()
+			return err
+		}
+		<-ctx.Done()
+	}
+	// Graceful shutdown: fail readiness first so load balancers stop sending,
+	// then stop accepting and let in-flight requests and streams finish.
+	log.Info("Shutting down: draining", "drainDelay", o.DrainDelay, "grace", o.ShutdownGrace)
+	srv.Drain()
+	time.Sleep(o.DrainDelay)
+	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownGrace)
+	defer cancel()
+	err = public.Shutdown(sctx)
+	if err != nil {
+		public.Close()
+	}
+	srv.Close()
+	admin.Close()
+	log.Info("Data plane stopped")
+	return nil
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+func adminMux(reg *prometheus.Registry, srv *server.Server, synced func() bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !srv.Ready() || !synced() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		t := srv.Table()
+		_, _ = fmt.Fprintf(w, "ok %s\n", t.Version)
+	})
+	return mux
+}

@@ -1,0 +1,149 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"tollgate.dev/tollgate/dataplane/router"
+	"tollgate.dev/tollgate/dataplane/schema/openai"
+	"tollgate.dev/tollgate/dataplane/translate"
+	oaitr "tollgate.dev/tollgate/dataplane/translate/openai"
+)
+
+// handleModels lists the public model names the caller's key may use.
+func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
+	t := s.table.Load()
+	if t == nil {
+		writeOpenAIError(w, errNoTable)
+		return
+	}
+	key, aerr := Authenticate(r, t, time.Now())
+	if aerr != nil {
+		writeOpenAIError(w, aerr)
+		return
+	}
+	list := openai.ModelList{Object: "list", Data: []openai.ModelObject{}}
+	for _, rt := range t.RoutesFor(key) {
+		list.Data = append(list.Data, openai.ModelObject{ID: rt.Model, Object: "model", OwnedBy: "tollgate:" + rt.Namespace})
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+// handleEmbeddings serves /v1/embeddings for routes whose targets have
+// embeddings, with the same failover as chat (minus streaming).
+func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	t := s.table.Load()
+	if t == nil {
+		writeOpenAIError(w, errNoTable)
+		return
+	}
+	key, aerr := Authenticate(r, t, start)
+	if aerr != nil {
+		writeOpenAIError(w, aerr)
+		return
+	}
+	body, aerr := s.readBody(w, r)
+	if aerr != nil {
+		writeOpenAIError(w, aerr)
+		return
+	}
+	req, aerr := oaitr.ParseEmbeddingRequest(body)
+	if aerr != nil {
+		writeOpenAIError(w, aerr)
+		return
+	}
+	route, aerr := resolveRoute(t, key, req.Model)
+	if aerr != nil {
+		writeOpenAIError(w, aerr)
+		return
+	}
+	rq := &request{start: start, table: t, key: key, route: route, labels: [6]string{key.Namespace, key.Name, key.Team, route.Name, "", ""}}
+	if s.opts.Meter != nil {
+		release, aerr := s.opts.Meter.Admit(key, route, len(req.Input)/4)
+		if aerr != nil {
+			s.countRequest(rq, aerr.Status)
+			writeOpenAIError(w, aerr)
+			return
+		}
+		defer release()
+	}
+	plan := s.router.Plan(route, &router.Features{})
+	var lastErr *openai.APIError
+	for _, tg := range plan.Targets {
+		prov, ok := t.Provider(tg.Provider)
+		if !ok {
+			continue
+		}
+		tr, ok := s.opts.Translators(prov.Type)
+		if !ok {
+			continue
+		}
+		emb, ok := tr.(translate.Embedder)
+		if !ok {
+			if lastErr == nil {
+				lastErr = openai.NewError(http.StatusBadRequest, openai.TypeInvalidRequest, "embeddings_unsupported", "model",
+					fmt.Sprintf("provider %s (%s) has no embeddings API", prov.Name, prov.Type))
+			}
+			continue
+		}
+		target := translate.Target{Provider: prov, Model: tg.Model, Media: s.opts.Media}
+		hreq, err := emb.EmbeddingRequest(r.Context(), req, target)
+		if err != nil {
+			var ae *openai.APIError
+			if errors.As(err, &ae) {
+				lastErr = ae
+			}
+			continue
+		}
+		done := s.opts.Health.Start(router.TargetKey{Provider: prov.ID, Model: tg.Model})
+		sent := time.Now()
+		resp, err := s.client.Do(hreq)
+		if err != nil {
+			done(false, 0)
+			_, lastErr = transportError(r.Context(), err, false, prov)
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(resp.Body, s.opts.MaxResponseBytes))
+		resp.Body.Close()
+		if err != nil {
+			done(false, 0)
+			_, lastErr = transportError(r.Context(), err, false, prov)
+			continue
+		}
+		if resp.StatusCode < 200 || resp.StatusCode > 299 {
+			ae := tr.Error(resp.StatusCode, resp.Header, b)
+			if failoverStatus(resp.StatusCode) || ae.Retryable {
+				done(false, 0)
+				lastErr = hideUpstreamAuth(ae, resp.StatusCode, prov)
+				continue
+			}
+			done(true, time.Since(sent))
+			s.countRequest(rq, ae.Status)
+			writeOpenAIError(w, ae)
+			return
+		}
+		out, err := emb.EmbeddingResponse(b, target)
+		if err != nil {
+			done(false, 0)
+			lastErr = openai.NewError(http.StatusBadGateway, openai.TypeServer, "invalid_upstream_response", "",
+				fmt.Sprintf("provider %s sent an embeddings response the gateway could not parse: %v", prov.Name, err))
+			continue
+		}
+		done(true, time.Since(sent))
+		out.Model = req.Model
+		rq.labels[4], rq.labels[5] = prov.Name, tg.Model
+		s.setTargetHeaders(w, prov, tg)
+		writeJSON(w, http.StatusOK, out)
+		s.finish(rq, prov, tg.Model, out.Usage, http.StatusOK, false, 0)
+		return
+	}
+	if lastErr == nil {
+		lastErr = openai.NewError(http.StatusBadGateway, openai.TypeServer, "no_target", "", "no target could serve the embeddings request")
+	}
+	s.countRequest(rq, lastErr.Status)
+	writeOpenAIError(w, lastErr)
+}

@@ -1,0 +1,104 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"tollgate.dev/tollgate/dataplane/schema/openai"
+	"tollgate.dev/tollgate/dataplane/sse"
+	"tollgate.dev/tollgate/dataplane/translate"
+	oaitr "tollgate.dev/tollgate/dataplane/translate/openai"
+)
+
+// openaiInbound is the OpenAI Chat Completions dialect.
+type openaiInbound struct{}
+
+func (openaiInbound) parse(body []byte) (*openai.ChatRequest, *openai.APIError) {
+	return oaitr.ParseChatRequest(body)
+}
+
+func (openaiInbound) writeError(w http.ResponseWriter, e *openai.APIError) { writeOpenAIError(w, e) }
+
+func (openaiInbound) writeResponse(w http.ResponseWriter, resp *openai.ChatResponse) {
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (openaiInbound) startStream(w http.ResponseWriter, _ translate.StreamMeta, includeUsage bool) streamOut {
+	startSSE(w)
+	return &openaiStream{sw: sse.NewWriter(w), includeUsage: includeUsage}
+}
+
+// startSSE writes the headers of an event stream and commits them.
+func startSSE(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+}
+
+type openaiStream struct {
+	sw           *sse.Writer
+	includeUsage bool
+	buf          []byte
+}
+
+func (o *openaiStream) chunk(c *openai.ChatChunk) error {
+	if len(c.Choices) == 0 && c.Usage != nil && !o.includeUsage {
+		return nil // usage was requested upstream for metering only
+	}
+	if !o.includeUsage {
+		c.Usage = nil
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return o.sw.Event("", b)
+}
+
+func (o *openaiStream) end(err error) {
+	if err != nil {
+		var aerr *openai.APIError
+		if !errors.As(err, &aerr) {
+			aerr = openai.NewError(http.StatusBadGateway, openai.TypeServer, "stream_error", "", err.Error())
+		}
+		_ = o.sw.Event("", aerr.MarshalBody())
+		return
+	}
+	_ = o.sw.Done()
+}
+
+// writeOpenAIError writes e in OpenAI's error shape with its status and,
+// for 429s, Retry-After.
+func writeOpenAIError(w http.ResponseWriter, e *openai.APIError) {
+	if e.RetryAfter > 0 {
+		secs := int(e.RetryAfter.Seconds())
+		if secs < 1 {
+			secs = 1
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	}
+	status := e.Status
+	if status == 0 {
+		status = http.StatusInternalServerError
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(e.MarshalBody())
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeOpenAIError(w, openai.NewError(http.StatusInternalServerError, openai.TypeServer, "internal_error", "", "could not encode response"))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
