@@ -58,3 +58,16 @@ test-race: envtest-assets ## Race-detector run of the data plane and controllers
 .PHONY: build
 build: ## Build bin/tollgate.
 	CGO_ENABLED=0 go build -trimpath -o bin/tollgate .
+
+.PHONY: run
+run: envtest-assets build ## Run a complete local gateway: API server, controller, 2 data planes, fake provider.
+	KUBEBUILDER_ASSETS="$$($(ENVTEST_ASSETS_CMD))" go run ./hack/devstack
+
+FUZZTIME ?= 1m
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 1m).
+	hack/fuzz.sh $(FUZZTIME)
+
+.PHONY: fuzz-ci
+fuzz-ci: ## Run every fuzz target briefly (CI).
+	hack/fuzz.sh 10s
