@@ -9,9 +9,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
-	"log/slog"
 	"os"
 	"time"
 
@@ -29,18 +29,18 @@ import (
 
 // Options are the data plane's settings, from flags.
 type Options struct {
-	Listen        string
-	AdminListen   string
-	ConfigDir     string
-	ControllerURL string
-	TokenFile     string
-	Token         string
-	ReplicaID     string
-	ShutdownGrace time.Duration
-	DrainDelay    time.Duration
-	MaxBodyBytes  int64
+	Listen                string
+	AdminListen           string
+	ConfigDir             string
+	ControllerURL         string
+	TokenFile             string
+	Token                 string
+	ReplicaID             string
+	ShutdownGrace         time.Duration
+	DrainDelay            time.Duration
+	MaxBodyBytes          int64
 	AllowPrivateImageURLs bool
-	LogLevel      int
+	LogLevel              int
 	// Ready, when set, receives the bound public and admin addresses (tests
 	// and `make run` use ":0").
 	Ready func(public, admin string)

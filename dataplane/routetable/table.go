@@ -273,13 +273,13 @@ type MCPServer struct {
 	// Prefix is prepended to tool names ("prefix__tool") to keep them unique.
 	Prefix string `json:"prefix"`
 	// AuthHeader and AuthValue are injected upstream. Secret: never log.
-	AuthHeader string `json:"authHeader,omitempty"`
-	AuthValue  string `json:"authValue,omitempty"`
+	AuthHeader string   `json:"authHeader,omitempty"`
+	AuthValue  string   `json:"authValue,omitempty"`
 	Allow      []string `json:"allow,omitempty"` // globs; empty = all
 	Deny       []string `json:"deny,omitempty"`  // globs
 	// Keys holds the IDs of the VirtualKeys that may use this server
 	// (already resolved from names and label selectors).
-	Keys          []string `json:"keys"`
-	AuditArgs     bool     `json:"auditArguments,omitempty"`
-	Timeout       time.Duration `json:"timeout,omitempty"`
+	Keys      []string      `json:"keys"`
+	AuditArgs bool          `json:"auditArguments,omitempty"`
+	Timeout   time.Duration `json:"timeout,omitempty"`
 }

@@ -85,6 +85,14 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, in inbound) {
 		return
 	}
 	rq.route = route
+	if req.Stream {
+		release, aerr := s.streams.acquire(key)
+		if aerr != nil {
+			in.writeError(w, aerr)
+			return
+		}
+		defer release()
+	}
 	rq.labels = [6]string{key.Namespace, key.Name, key.Team, route.Name, "", ""}
 	feats := router.ExtractFeatures(req, r.Header, key)
 

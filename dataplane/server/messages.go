@@ -48,7 +48,9 @@ func (anthropicInbound) startStream(w http.ResponseWriter, meta translate.Stream
 	return anthropicStream{anthropic.NewMessagesStreamWriter(sse.NewWriter(w), meta.ID, meta.Model)}
 }
 
-type anthropicStream struct{ w *anthropic.MessagesStreamWriter }
+type anthropicStream struct {
+	w *anthropic.MessagesStreamWriter
+}
 
 func (a anthropicStream) chunk(c *openai.ChatChunk) error { return a.w.WriteChunk(c) }
 func (a anthropicStream) end(err error)                   { _ = a.w.Close(err) }

@@ -8,7 +8,8 @@ import (
 	"tollgate.dev/tollgate/dataplane/router"
 )
 
-// Metrics are the data plane's Prometheus metrics. Labels carry names of
+// Metrics are the data plane's request and routing metrics (token, cost
+// and sensitive-data metrics belong to the metering and guard packages). Labels carry names of
 // resources (namespace, key name, team, route, provider, model), never a
 // secret or a key value.
 type Metrics struct {
@@ -18,9 +19,6 @@ type Metrics struct {
 	Attempts      *prometheus.CounterVec
 	Fallbacks     *prometheus.CounterVec
 	IntentRules   *prometheus.CounterVec
-	Tokens        *prometheus.CounterVec
-	Cost          *prometheus.CounterVec
-	DataFindings  *prometheus.CounterVec
 	Panics        prometheus.Counter
 	Table         *prometheus.GaugeVec
 	tableMu       sync.Mutex
@@ -59,15 +57,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		IntentRules: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_intent_rule_matches_total", Help: "Requests routed by an intent rule.",
 		}, []string{"namespace", "route", "rule"}),
-		Tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tollgate_tokens_total", Help: "Tokens by kind (prompt, completion, cache_read, cache_write, reasoning).",
-		}, append(append([]string{}, RequestLabels...), "kind")),
-		Cost: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tollgate_cost_total", Help: "Cost of requests in the price currency.",
-		}, append(append([]string{}, RequestLabels...), "currency")),
-		DataFindings: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tollgate_sensitive_data_findings_total", Help: "Sensitive data detected in requests, by detector and action.",
-		}, []string{"namespace", "route", "detector", "action"}),
 		Panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tollgate_panics_recovered_total", Help: "Panics recovered in request handlers.",
 		}),
@@ -78,8 +67,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		healthLatency: prometheus.NewDesc("tollgate_target_latency_ewma_seconds", "EWMA time to first byte per target.", []string{"provider", "model"}, nil),
 		healthErrors:  prometheus.NewDesc("tollgate_target_error_rate", "EWMA error rate per target (0..1).", []string{"provider", "model"}, nil),
 	}
-	reg.MustRegister(m.Requests, m.Duration, m.TTFT, m.Attempts, m.Fallbacks, m.IntentRules, m.Tokens, m.Cost,
-		m.DataFindings, m.Panics, m.Table, healthCollector{m})
+	reg.MustRegister(m.Requests, m.Duration, m.TTFT, m.Attempts, m.Fallbacks, m.IntentRules,
+		m.Panics, m.Table, healthCollector{m})
 	return m
 }
 

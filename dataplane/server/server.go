@@ -93,6 +93,7 @@ type Server struct {
 	m      *Metrics
 	// draining is set on shutdown: readiness fails, new streams are refused.
 	draining atomic.Bool
+	streams  streamLimiter
 }
 
 // New returns a Server without a routing table; it answers 503 until

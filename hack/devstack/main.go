@@ -358,5 +358,3 @@ func waitReady(ctx context.Context, url, key string) error {
 	}
 	return errors.New(last)
 }
-
-

@@ -364,7 +364,7 @@ func geminiParts(a Answer, textPart string) []any {
 
 func (geminiDialect) response(c Conversation, a Answer) any {
 	return map[string]any{
-		"candidates": []any{map[string]any{"content": map[string]any{"role": "model", "parts": geminiParts(a, a.Text)}, "finishReason": "STOP", "index": 0}},
+		"candidates":    []any{map[string]any{"content": map[string]any{"role": "model", "parts": geminiParts(a, a.Text)}, "finishReason": "STOP", "index": 0}},
 		"usageMetadata": map[string]any{"promptTokenCount": a.Prompt, "candidatesTokenCount": a.Output, "totalTokenCount": a.Prompt + a.Output},
 		"modelVersion":  c.Model,
 	}
