@@ -92,8 +92,8 @@ type candidate struct {
 func (ix *serverIndex) resolve(keyID, name string) []candidate {
 	var out []candidate
 	for _, s := range ix.byKey[keyID] {
-		rest, ok := strings.CutPrefix(name, s.Prefix+NameSeparator)
-		if !ok || rest == "" {
+		rest, ok := cutPrefix(s, name)
+		if !ok {
 			continue
 		}
 		if ToolAllowed(s, rest) {
@@ -101,4 +101,10 @@ func (ix *serverIndex) resolve(keyID, name string) []candidate {
 		}
 	}
 	return out
+}
+
+// cutPrefix splits an exposed name into s's upstream tool name.
+func cutPrefix(s *routetable.MCPServer, name string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, s.Prefix+NameSeparator)
+	return rest, ok && rest != ""
 }

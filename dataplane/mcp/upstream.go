@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -92,7 +93,7 @@ type conn struct {
 type upstreams struct {
 	base          http.RoundTripper
 	checkRedirect func(*http.Request, []*http.Request) error
-	ctx           context.Context // cancelled by Handler.Close
+	ctx           context.Context // cancelled by Gateway.Close
 	impl          *sdk.Implementation
 	// onListChanged is called when a server announces that its tools changed.
 	onListChanged func(fp string)
@@ -221,14 +222,14 @@ func (u *upstreams) release(c *conn) {
 	}
 }
 
-// retire removes every session whose fingerprint is not in keep. Sessions in
-// use are closed when their last call ends, so in-flight calls finish on
-// the configuration they started with.
-func (u *upstreams) retire(keep map[string]bool) {
+// retire removes every session for which keep returns false (all of them
+// when keep is nil). Sessions in use are closed when their last call ends,
+// so in-flight calls finish on the configuration they started with.
+func (u *upstreams) retire(keep func(fp, keyID string) bool) {
 	u.mu.Lock()
 	var closing []*conn
 	for pk, c := range u.conns {
-		if keep[c.fp] {
+		if keep != nil && keep(c.fp, c.keyID) {
 			continue
 		}
 		delete(u.conns, pk)
@@ -260,7 +261,7 @@ func (u *upstreams) sweepLocked() {
 	}
 }
 
-// closeAll closes every session; used by Handler.Close.
+// closeAll closes every session; used by Gateway.Close.
 func (u *upstreams) closeAll() {
 	u.retire(nil)
 }
@@ -308,9 +309,17 @@ func newScrubber(s *routetable.MCPServer) scrubber {
 	if _, tok, ok := strings.Cut(s.AuthValue, " "); ok {
 		add(tok) // "Bearer <token>": the token alone is the secret
 	}
-	if u, err := url.Parse(s.Endpoint); err == nil && u.User != nil {
+	if u, err := url.Parse(s.Endpoint); err == nil {
 		if p, ok := u.User.Password(); ok {
 			add(p)
+		}
+		// Endpoints sometimes carry their credential in the query
+		// ("?api_key=..."); the endpoint itself is not secret, but a
+		// long query value may be.
+		for _, vs := range u.Query() {
+			for _, v := range vs {
+				add(v)
+			}
 		}
 	}
 	return out
@@ -325,11 +334,30 @@ func (sc scrubber) String(s string) string {
 	return s
 }
 
-// contains reports whether b holds any secret in its JSON-escaped form.
+// jsonForms lists every secret as it appears inside a JSON string literal,
+// so JSON text can be scrubbed without decoding it.
 func (sc scrubber) jsonForms() []string {
 	out := make([]string, 0, len(sc))
 	for _, v := range sc {
-		out = append(out, strings.Trim(jsonString(v), `"`))
+		b, _ := json.Marshal(v)
+		out = append(out, strings.Trim(string(b), `"`))
 	}
 	return out
+}
+
+// JSON scrubs secrets out of encoded JSON, returning b itself when it holds
+// none.
+func (sc scrubber) JSON(b []byte) []byte {
+	s := string(b)
+	changed := false
+	for _, f := range sc.jsonForms() {
+		if strings.Contains(s, f) {
+			s = strings.ReplaceAll(s, f, redacted)
+			changed = true
+		}
+	}
+	if !changed {
+		return b
+	}
+	return []byte(s)
 }

@@ -1,0 +1,326 @@
+package mcp
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"tollgate.dev/tollgate/dataplane/routetable"
+)
+
+// ServerStatus is what the gateway knows about one upstream MCP server: the
+// material for the MCPTool status the controller writes.
+type ServerStatus struct {
+	// ID is the MCPServer ID ("namespace/name").
+	ID string
+	// Healthy is true when the last tools/list succeeded and no call has
+	// failed on a broken connection since.
+	Healthy bool
+	// Message says why the server is unhealthy, or what was discovered.
+	Message string
+	// Tools are the names clients see ("prefix__tool"), after the server's
+	// allow and deny lists, sorted.
+	Tools []string
+	// CheckedAt is when the server was last checked; zero before the first
+	// check finished.
+	CheckedAt time.Time
+}
+
+// discovery is the latest tools/list result of one server configuration
+// (one fingerprint).
+type discovery struct {
+	server *routetable.MCPServer // from the latest table
+	tools  []*sdk.Tool           // last successful list; kept while unhealthy
+	// healthy, message and checked describe the last check.
+	healthy bool
+	message string
+	checked time.Time
+	// ready is closed when the first check has finished, so the first
+	// tools/list after a server appears waits for it instead of coming back
+	// empty.
+	ready     chan struct{}
+	readyDone bool
+	running   bool
+	again     bool // a trigger arrived while running
+}
+
+// discoverer runs tools/list against every upstream: on a timer, when a
+// server first appears, and when a server announces that its list changed.
+type discoverer struct {
+	g    *Gateway
+	mu   sync.Mutex
+	byFP map[string]*discovery
+}
+
+func newDiscoverer(g *Gateway) *discoverer {
+	return &discoverer{g: g, byFP: map[string]*discovery{}}
+}
+
+// sync aligns the discovered set with table t: new server configurations
+// are checked at once, removed ones forgotten.
+func (d *discoverer) sync(t *routetable.Table) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	live := map[string]bool{}
+	for i := range t.MCPServers {
+		s := &t.MCPServers[i]
+		fp := fingerprint(s)
+		live[fp] = true
+		e := d.byFP[fp]
+		if e == nil {
+			e = &discovery{ready: make(chan struct{})}
+			d.byFP[fp] = e
+		}
+		e.server = s
+		d.startLocked(fp, e)
+	}
+	ids := map[string]bool{}
+	for fp, e := range d.byFP {
+		if !live[fp] {
+			delete(d.byFP, fp)
+			ids[e.server.ID] = true
+		}
+	}
+	for id := range ids {
+		if !slices.ContainsFunc(t.MCPServers, func(s routetable.MCPServer) bool { return s.ID == id }) {
+			d.g.metrics.forgetServer(id)
+		}
+	}
+}
+
+// trigger re-checks the server configuration fp, if it is still live.
+func (d *discoverer) trigger(fp string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e := d.byFP[fp]; e != nil {
+		d.startLocked(fp, e)
+	}
+}
+
+// all re-checks every server.
+func (d *discoverer) all() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for fp, e := range d.byFP {
+		d.startLocked(fp, e)
+	}
+}
+
+func (d *discoverer) startLocked(fp string, e *discovery) {
+	if e.running {
+		e.again = true
+		return
+	}
+	if d.g.ctx.Err() != nil {
+		return // closed; Close waits for running checks only
+	}
+	e.running = true
+	d.g.wg.Add(1)
+	go func() {
+		defer d.g.wg.Done()
+		d.run(fp)
+	}()
+}
+
+func (d *discoverer) run(fp string) {
+	for {
+		d.mu.Lock()
+		e := d.byFP[fp]
+		if e == nil {
+			d.mu.Unlock()
+			return
+		}
+		s := e.server
+		d.mu.Unlock()
+
+		tools, err := d.list(s)
+		now := d.g.now()
+
+		d.mu.Lock()
+		e = d.byFP[fp]
+		if e == nil {
+			d.mu.Unlock()
+			return
+		}
+		e.checked = now
+		if err != nil {
+			e.healthy = false
+			e.message = "tools/list failed: " + newScrubber(s).String(err.Error())
+		} else {
+			e.tools, e.healthy = tools, true
+			e.message = ""
+		}
+		d.g.metrics.setUp(s.ID, e.healthy)
+		if !e.readyDone {
+			e.readyDone = true
+			close(e.ready)
+		}
+		if e.again && d.g.ctx.Err() == nil {
+			e.again = false
+			d.mu.Unlock()
+			continue
+		}
+		e.running = false
+		d.mu.Unlock()
+		if err != nil {
+			d.g.log.Info("MCP server unhealthy", "MCPServer", s.ID, "reason", e.message)
+		}
+		return
+	}
+}
+
+// list fetches every page of s's tools on its discovery session.
+func (d *discoverer) list(s *routetable.MCPServer) ([]*sdk.Tool, error) {
+	timeout := d.g.timeout(s)
+	c, cs, err := d.g.ups.acquire(s, "", timeout)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	defer d.g.ups.release(c)
+	ctx, cancel := context.WithTimeout(d.g.ctx, timeout)
+	defer cancel()
+	var tools []*sdk.Tool
+	for t, err := range cs.Tools(ctx, nil) {
+		if err != nil {
+			if isTransportError(err) {
+				d.g.ups.invalidate(c, cs)
+			}
+			if ctx.Err() == context.DeadlineExceeded {
+				return nil, fmt.Errorf("no answer within %s", timeout)
+			}
+			return nil, err
+		}
+		tools = append(tools, t)
+	}
+	return tools, nil
+}
+
+// markUnhealthy records a failure seen on the call path, so status shows a
+// broken server before the next periodic check, and schedules a check.
+func (d *discoverer) markUnhealthy(s *routetable.MCPServer, msg string) {
+	fp := fingerprint(s)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := d.byFP[fp]
+	if e == nil {
+		return
+	}
+	e.healthy = false
+	e.message = msg
+	e.checked = d.g.now()
+	d.g.metrics.setUp(s.ID, false)
+}
+
+// tools returns the last discovered tools of s, waiting (until ctx ends)
+// for the first check if it has not finished yet.
+func (d *discoverer) tools(ctx context.Context, s *routetable.MCPServer) []*sdk.Tool {
+	fp := fingerprint(s)
+	d.mu.Lock()
+	e := d.byFP[fp]
+	d.mu.Unlock()
+	if e == nil {
+		return nil
+	}
+	select {
+	case <-e.ready:
+	case <-ctx.Done():
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return e.tools
+}
+
+// known reports whether s offered a tool named upstream at its last check.
+func (d *discoverer) known(s *routetable.MCPServer, upstream string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := d.byFP[fingerprint(s)]
+	if e == nil {
+		return false
+	}
+	return slices.ContainsFunc(e.tools, func(t *sdk.Tool) bool { return t.Name == upstream })
+}
+
+// ServerStatus reports every server of the live table, in table order.
+func (g *Gateway) ServerStatus() []ServerStatus {
+	t := g.state.Load().table
+	out := make([]ServerStatus, 0, len(t.MCPServers))
+	g.disc.mu.Lock()
+	defer g.disc.mu.Unlock()
+	for i := range t.MCPServers {
+		s := &t.MCPServers[i]
+		st := ServerStatus{ID: s.ID}
+		e := g.disc.byFP[fingerprint(s)]
+		if e == nil || e.checked.IsZero() {
+			st.Message = "not checked yet"
+			out = append(out, st)
+			continue
+		}
+		st.Healthy, st.CheckedAt = e.healthy, e.checked
+		st.Tools = []string{}
+		for _, tool := range e.tools {
+			if ToolAllowed(s, tool.Name) {
+				st.Tools = append(st.Tools, ExposedName(s, tool.Name))
+			}
+		}
+		slices.Sort(st.Tools)
+		st.Message = e.message
+		if e.healthy {
+			st.Message = fmt.Sprintf("%d tools discovered, %d exposed", len(e.tools), len(st.Tools))
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// Refresh checks every upstream now and waits until the checks finish or
+// ctx ends. The periodic loop makes it unnecessary in production; tests and
+// an admin endpoint can use it.
+func (g *Gateway) Refresh(ctx context.Context) error {
+	g.disc.mu.Lock()
+	before := map[string]time.Time{}
+	for fp, e := range g.disc.byFP {
+		before[fp] = e.checked
+	}
+	g.disc.mu.Unlock()
+	g.disc.all()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		done := true
+		g.disc.mu.Lock()
+		for fp, e := range g.disc.byFP {
+			if t, ok := before[fp]; ok && (e.running || !e.checked.After(t)) {
+				done = false
+			}
+		}
+		g.disc.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// loop re-checks every server each interval until ctx ends.
+func (d *discoverer) loop(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.all()
+		}
+	}
+}
