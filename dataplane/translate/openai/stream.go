@@ -58,6 +58,23 @@ type streamReader struct {
 	head   int
 	err    error
 	wire   wireChunk
+	// dec is reused for every event: unlike json.Unmarshal it keeps its
+	// scanner stack and error context between values, which is most of
+	// encoding/json's per-call allocations.
+	dec   *json.Decoder
+	event eventBytes
+}
+
+// eventBytes feeds one event's data to the reused decoder.
+type eventBytes struct{ b []byte }
+
+func (e *eventBytes) Read(p []byte) (int, error) {
+	if len(e.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, e.b)
+	e.b = e.b[n:]
+	return n, nil
 }
 
 // wireChunk is one upstream chunk. It is reused across events, and its
@@ -201,7 +218,12 @@ func (s *streamReader) chunk(data []byte) (*openai.ChatChunk, error) {
 	w.Usage = nil
 	w.Error = nil
 	w.SystemFingerprint.set = false
-	if err := json.Unmarshal(data, w); err != nil {
+	if s.dec == nil {
+		s.dec = json.NewDecoder(&s.event)
+	}
+	s.event.b = data
+	if err := s.dec.Decode(w); err != nil || len(s.event.b) != 0 || s.dec.More() {
+		// Decoder errors are sticky; the stream ends here anyway.
 		return nil, malformed(s.flavor, "stream event is not a chat.completion.chunk")
 	}
 	if hasValue(w.Error) {

@@ -1,0 +1,133 @@
+package openai
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"testing"
+
+	"tollgate.dev/tollgate/dataplane/translate"
+)
+
+func readFile(b *testing.B, path string) []byte {
+	b.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
+}
+
+// passthroughStream is a typical OpenAI stream of n content chunks, as
+// api.openai.com sends them (envelope, fingerprint, logprobs null).
+func passthroughStream(n int) []byte {
+	var buf bytes.Buffer
+	const env = `{"id":"chatcmpl-AbCdEf0123456789","object":"chat.completion.chunk","created":1733000000,"model":"gpt-4o-mini-2024-07-18","service_tier":"default","system_fingerprint":"fp_0aa8d3e20b",`
+	fmt.Fprintf(&buf, "data: %s\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null}\n\n", env)
+	for i := range n {
+		fmt.Fprintf(&buf, "data: %s\"choices\":[{\"index\":0,\"delta\":{\"content\":\" token%d\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null}\n\n", env, i)
+	}
+	fmt.Fprintf(&buf, "data: %s\"choices\":[{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":null}\n\n", env)
+	fmt.Fprintf(&buf, "data: %s\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":%d,\"total_tokens\":%d}}\n\n", env, n, n+12)
+	buf.WriteString("data: [DONE]\n\n")
+	return buf.Bytes()
+}
+
+// BenchmarkStreamPassthrough measures the hot path: an OpenAI stream read
+// and normalised chunk by chunk. ns/chunk and allocs/chunk are the cost
+// the gateway adds per streamed token (SSE framing and JSON decoding; the
+// proxy's encoding to the client is not included).
+func BenchmarkStreamPassthrough(b *testing.B) {
+	const n = 200
+	data := passthroughStream(n)
+	tr := NewOpenAI()
+	t := translate.Target{Provider: testProvider()}
+	chunks := 0
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r := tr.ChatStream(bytes.NewReader(data), t, testMeta)
+		for {
+			_, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			chunks++
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(chunks), "ns/chunk")
+	b.ReportMetric(float64(chunks)/float64(b.N), "chunks/op")
+}
+
+// BenchmarkStreamToolCalls measures a stream with parallel tool calls.
+func BenchmarkStreamToolCalls(b *testing.B) {
+	data := readFile(b, "testdata/streams/tool_calls_parallel.sse")
+	tr := NewOpenAI()
+	t := translate.Target{Provider: testProvider()}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r := tr.ChatStream(bytes.NewReader(data), t, testMeta)
+		for {
+			_, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkParseChatRequest measures the inbound front door.
+func BenchmarkParseChatRequest(b *testing.B) {
+	body := readFile(b, "testdata/parse/tools_multi_turn.json")
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseChatRequest(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkChatRequest measures canonical -> upstream HTTP request for each
+// flavor (body encoding, URL, headers).
+func BenchmarkChatRequest(b *testing.B) {
+	req, aerr := ParseChatRequest(readFile(b, "testdata/parse/tools_multi_turn.json"))
+	if aerr != nil {
+		b.Fatal(aerr)
+	}
+	ctx := context.Background()
+	for _, tr := range []*Translator{NewOpenAI(), NewAzure(), NewCompatible()} {
+		b.Run(tr.Flavor().String(), func(b *testing.B) {
+			t := translate.Target{Provider: testProvider(), Model: "gpt-4o"}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := tr.ChatRequest(ctx, req, t); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkChatResponse measures a non-streaming answer with tool calls.
+func BenchmarkChatResponse(b *testing.B) {
+	body := readFile(b, "testdata/responses/tool_calls.json")
+	tr := NewOpenAI()
+	t := translate.Target{Provider: testProvider()}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tr.ChatResponse(body, t, testMeta); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
