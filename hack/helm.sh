@@ -8,13 +8,17 @@
 #
 # Env knobs:
 #   HELM_VERSION=v3.22.0   helm.sh/helm/v3 tag
+#   HELM_KUBE_MINOR=37     Kubernetes 1.<minor> that helm template assumes by default
 set -euo pipefail
 
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 BIN_DIR="${1:-${HELM_BIN_DIR:-$HOME/.cache/tollgate/bin}}"
 mkdir -p "$BIN_DIR"
 BIN_DIR="$(cd "$BIN_DIR" && pwd)"
-HELM="$BIN_DIR/helm-${HELM_VERSION}"
+# The Kubernetes version `helm template` assumes without --kube-version; a
+# plain `go install` leaves it at 1.20, release builds stamp a current one.
+KUBE_MINOR="${HELM_KUBE_MINOR:-37}"
+HELM="$BIN_DIR/helm-${HELM_VERSION}-k8s1.${KUBE_MINOR}"
 log() { echo "[helm $(date +%T)] $*" >&2; }
 
 if [ -x "$HELM" ] && "$HELM" version --short 2>/dev/null | grep -q -- "^${HELM_VERSION}"; then
@@ -27,8 +31,10 @@ export GOWORK=off GOFLAGS=-mod=mod CGO_ENABLED=0
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/helm-build.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
-# Stamp the version so `helm version` reports it (and the check above works).
+# Stamp the version so `helm version` reports it (and the check above
+# works), and the default Kubernetes version.
 LDFLAGS="-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION} -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+LDFLAGS="$LDFLAGS -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=${KUBE_MINOR}"
 GOBIN="$WORK/bin" go install -trimpath -ldflags "$LDFLAGS" "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}"
 mv -f "$WORK/bin/helm" "$HELM.tmp"
 mv -f "$HELM.tmp" "$HELM"
