@@ -128,6 +128,75 @@ type UsageStatus struct {
 	// LastUpdated is when usage was last folded in.
 	// +optional
 	LastUpdated *metav1.Time `json:"lastUpdated,omitempty"`
+	// TeamPeriodStart is when the team budget's current period began.
+	// +optional
+	TeamPeriodStart *metav1.Time `json:"teamPeriodStart,omitempty"`
+	// TeamBudget amount for display.
+	// +optional
+	TeamBudget string `json:"teamBudget,omitempty"`
+	// TeamPercentUsed of the team budget, rounded down to two decimals.
+	// +optional
+	TeamPercentUsed string `json:"teamPercentUsed,omitempty"`
+	// Folded holds the usage of reporters that stopped reporting long ago,
+	// so Reporters stays short. Spend = Folded + sum of Reporters.
+	// +optional
+	Folded *UsageCounters `json:"folded,omitempty"`
+	// Reporters is the cumulative usage per data-plane process in the
+	// current period. Reports carry cumulative figures, so applying one
+	// twice (a retry, or a controller restart) changes nothing.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=512
+	Reporters []UsageReporter `json:"reporters,omitempty"`
+}
+
+// UsageCounters are usage figures; money in billionths (1e-9) of the
+// budget currency, so sums are exact integers.
+type UsageCounters struct {
+	// SpendNanos in the key's budget period.
+	// +optional
+	SpendNanos int64 `json:"spendNanos,omitempty"`
+	// TeamSpendNanos is this key's contribution to the team period.
+	// +optional
+	TeamSpendNanos int64 `json:"teamSpendNanos,omitempty"`
+	// +optional
+	Requests int64 `json:"requests,omitempty"`
+	// +optional
+	PromptTokens int64 `json:"promptTokens,omitempty"`
+	// +optional
+	CompletionTokens int64 `json:"completionTokens,omitempty"`
+	// +optional
+	CacheReadTokens int64 `json:"cacheReadTokens,omitempty"`
+	// +optional
+	CacheWriteTokens int64 `json:"cacheWriteTokens,omitempty"`
+	// +optional
+	ReasoningTokens int64 `json:"reasoningTokens,omitempty"`
+}
+
+// UsageReporter is one data-plane process's cumulative usage of a key in
+// the current period, and the allowance the controller granted it.
+type UsageReporter struct {
+	// Replica is the data-plane replica name.
+	// +kubebuilder:validation:MaxLength=253
+	Replica string `json:"replica"`
+	// Epoch is random per process start, so a restarted replica's counters
+	// (which start again at zero) never collide with its earlier ones.
+	// +kubebuilder:validation:MaxLength=64
+	Epoch string `json:"epoch"`
+	// Seq is the sequence number of the last report applied.
+	Seq int64 `json:"seq"`
+	// LastReport is when the last report was applied.
+	LastReport metav1.Time `json:"lastReport"`
+	// UsageCounters are cumulative since the process (epoch) started or the
+	// period began, whichever is later.
+	UsageCounters `json:",inline"`
+	// AllowanceNanos is the cumulative spend this process may reach in the
+	// key budget period before it must report again (0: no key budget).
+	// +optional
+	AllowanceNanos int64 `json:"allowanceNanos,omitempty"`
+	// TeamAllowanceNanos is the same for the team budget.
+	// +optional
+	TeamAllowanceNanos int64 `json:"teamAllowanceNanos,omitempty"`
 }
 
 // VirtualKeyStatus is the observed state of a VirtualKey.
@@ -153,6 +222,9 @@ type VirtualKeyStatus struct {
 // +kubebuilder:printcolumn:name="Budget",type=string,JSONPath=`.spec.budget.amount`
 // +kubebuilder:printcolumn:name="Currency",type=string,JSONPath=`.spec.budget.currency`,priority=1
 // +kubebuilder:printcolumn:name="Used%",type=string,JSONPath=`.status.usage.percentUsed`
+// +kubebuilder:printcolumn:name="Team-Spend",type=string,JSONPath=`.status.usage.teamSpend`,priority=1
+// +kubebuilder:printcolumn:name="Team-Budget",type=string,JSONPath=`.spec.teamBudget.amount`,priority=1
+// +kubebuilder:printcolumn:name="Team-Used%",type=string,JSONPath=`.status.usage.teamPercentUsed`,priority=1
 // +kubebuilder:printcolumn:name="Requests",type=integer,JSONPath=`.status.usage.requests`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
