@@ -475,27 +475,36 @@ func card(s string, i int) int {
 	}
 	var d [20]byte
 	var ends [20]struct{ nd, pos int }
-	nd, ng := 0, 0
+	nd, ng, glen := 0, 0, 0
 	var sep byte
 	p := i
+	complete := true
 	for p < len(s) && nd < len(d) {
 		c := s[p]
 		if isDigit(c) {
 			d[nd] = c - '0'
 			nd++
+			glen++
 			p++
 			continue
 		}
 		if (c == ' ' || c == '-') && p+1 < len(s) && isDigit(s[p+1]) && (sep == 0 || sep == c) {
+			if glen < 3 || glen > 6 {
+				// Cards are printed in groups of 3 to 6 ("4-4-4-4",
+				// "4-6-5"); "1 2 3" or "12 34" are something else.
+				complete = false
+				break
+			}
 			sep = c
 			ends[ng] = struct{ nd, pos int }{nd, p}
 			ng++
+			glen = 0
 			p++
 			continue
 		}
 		break
 	}
-	if nd < len(d) && endsWord(s, p) {
+	if complete && nd < len(d) && endsWord(s, p) {
 		ends[ng] = struct{ nd, pos int }{nd, p}
 		ng++
 	}
