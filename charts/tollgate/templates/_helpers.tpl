@@ -65,18 +65,22 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
-{{/* tollgate.pushURL is where data planes reach the controller's push channel. */}}
+{{/*
+tollgate.pushURL is where data planes reach the controller's push channel.
+$(POD_NAMESPACE) is expanded by the kubelet from the container's env, so the
+same args work in any namespace (config/ kustomizations share them).
+*/}}
 {{- define "tollgate.pushURL" -}}
-{{- printf "http://%s.%s.svc:%d" (include "tollgate.controller.fullname" .) .Release.Namespace (int .Values.controller.pushPort) }}
+{{- printf "http://%s.$(POD_NAMESPACE).svc:%d" (include "tollgate.controller.fullname" .) (int .Values.controller.pushPort) }}
 {{- end }}
 
 {{/* tollgate.allowedServiceAccounts: the identities the controller accepts on the push channel. */}}
 {{- define "tollgate.allowedServiceAccounts" -}}
-{{- $sas := list (printf "system:serviceaccount:%s:%s" .Release.Namespace (include "tollgate.dataplane.serviceAccountName" .)) }}
+{{- $sas := list (printf "system:serviceaccount:$(POD_NAMESPACE):%s" (include "tollgate.dataplane.serviceAccountName" .)) }}
 {{- join "," (concat $sas .Values.pushAuth.extraAllowedServiceAccounts) }}
 {{- end }}
 
-{{/* tollgate.tokenPath is the data plane's --token-file. */}}
+{{/* tollgate.tokenDir holds the data plane's --token-file. */}}
 {{- define "tollgate.tokenDir" -}}/var/run/secrets/tollgate{{- end }}
 
 {{/* tollgate.validate fails rendering on inconsistent values the schema cannot express. */}}
