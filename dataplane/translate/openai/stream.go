@@ -304,7 +304,9 @@ func (s *streamReader) normalize(wc *wireChunkChoice) (bool, error) {
 }
 
 // toolCall keeps id, type and name in a call's first delta only, and
-// gives calls without an index (some compatible servers) the next one.
+// gives calls without an index (some compatible servers) the next one. A
+// call whose first delta has no name cannot be forwarded: the stream is
+// malformed.
 func (s *streamReader) toolCall(choice int, st *choiceState, tc *openai.ToolCall) error {
 	st.hasCalls = true
 	if tc.Index == nil {
@@ -319,6 +321,9 @@ func (s *streamReader) toolCall(choice int, st *choiceState, tc *openai.ToolCall
 		return malformed(s.flavor, fmt.Sprintf("stream: tool call index %d out of range", i))
 	}
 	if i >= st.calls {
+		if tc.Function.Name == "" {
+			return malformed(s.flavor, fmt.Sprintf("stream: tool call %d starts without a function name", i))
+		}
 		st.calls = i + 1
 		if tc.ID == "" {
 			tc.ID = s.ids.id(choice, i)

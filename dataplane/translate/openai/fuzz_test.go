@@ -1,0 +1,99 @@
+package openai
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"testing"
+
+	"tollgate.dev/tollgate/dataplane/schema/openai"
+	"tollgate.dev/tollgate/dataplane/translate"
+)
+
+// FuzzStreamReader feeds arbitrary bytes to the stream translator of every
+// flavor: it must never panic, must end, and must keep the ChunkReader
+// contract (envelope, role first, one finish_reason per choice, tool call
+// headers once, usage last).
+func FuzzStreamReader(f *testing.F) {
+	for _, in := range fixtures(f, "streams", ".sse") {
+		b, err := os.ReadFile(in)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("data: {\"choices\":[{\"index\":1023,\"delta\":{\"tool_calls\":[{\"index\":1023}]}}]}\n\ndata: [DONE]\n\n"))
+	f.Add([]byte("data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{}, {\"index\":0}]}}]}\n\ndata: [DONE]\n\n"))
+	f.Add([]byte("event: error\ndata: \"boom\"\n\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, tr := range []*Translator{NewOpenAI(), NewAzure(), NewCompatible()} {
+			r := tr.ChatStream(bytes.NewReader(data), translate.Target{}, testMeta)
+			var chunks []*openai.ChatChunk
+			for i := 0; ; i++ {
+				if i > len(data)+10 {
+					t.Fatalf("more chunks (%d) than input bytes", i)
+				}
+				c, err := r.Next()
+				if err != nil {
+					var ae *openai.APIError
+					if err != io.EOF && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.As(err, &ae) {
+						t.Fatalf("unexpected error type %T: %v", err, err)
+					}
+					checkStreamContract(t, chunks, err == io.EOF)
+					break
+				}
+				if _, err := json.Marshal(c); err != nil {
+					t.Fatalf("chunk does not marshal: %v", err)
+				}
+				chunks = append(chunks, c)
+			}
+		}
+	})
+}
+
+// FuzzParseChatRequest feeds arbitrary bodies to the inbound parser: it
+// must never panic, rejections must be 400 invalid_request_error, and an
+// accepted request must re-marshal and translate for every flavor.
+func FuzzParseChatRequest(f *testing.F) {
+	for _, dir := range []string{"parse"} {
+		for _, in := range fixtures(f, dir, ".json") {
+			b, err := os.ReadFile(in)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(b)
+		}
+	}
+	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":[{"type":"text"}]}]}`))
+	f.Add([]byte(`{"model":"m","messages":[{"role":"tool","tool_call_id":"x","content":"r"}]}`))
+	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":{"type":"function","function":{"name":"f"}},"tools":[{"type":"function","function":{"name":"f","parameters":null}}]}`))
+	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"x"}],"stop":[],"n":1e3,"temperature":"hot"}`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, aerr := ParseChatRequest(body)
+		if aerr != nil {
+			if aerr.Status != 400 || aerr.Type != openai.TypeInvalidRequest || aerr.Message == "" {
+				t.Fatalf("rejection %+v", aerr)
+			}
+			return
+		}
+		if req.Model == "" || len(req.Messages) == 0 {
+			t.Fatalf("accepted invalid request: %+v", req)
+		}
+		b, err := json.Marshal(req)
+		if err != nil {
+			t.Fatalf("canonical request does not marshal: %v", err)
+		}
+		if _, aerr := ParseChatRequest(b); aerr != nil {
+			t.Fatalf("re-marshalled request rejected: %v\n%s", aerr, b)
+		}
+		for _, tr := range []*Translator{NewOpenAI(), NewAzure(), NewCompatible()} {
+			if _, err := tr.ChatRequest(context.Background(), req, translate.Target{Provider: testProvider(), Model: "m"}); err != nil {
+				t.Fatalf("%s: %v", tr.Flavor(), err)
+			}
+		}
+	})
+}
