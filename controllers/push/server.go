@@ -247,8 +247,20 @@ func validReplicaID(id string) bool {
 
 // stream serves one replica for the lifetime of its connection.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	// HTTP/1.1 needs full duplex to read acks while writing tables; HTTP/2
+	// always has it and reports ErrNotSupported. Enable it before any
+	// response: otherwise net/http drains the (endless) request body before
+	// sending even a 401.
+	if err := rc.EnableFullDuplex(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		s.o.Log.Error(err, "Cannot enable full-duplex streaming")
+		w.Header().Set("Connection", "close")
+		http.Error(w, "full duplex unavailable", http.StatusInternalServerError)
+		return
+	}
 	identity, err := s.o.Auth.Authenticate(r)
 	if err != nil {
+		w.Header().Set("Connection", "close")
 		if errors.Is(err, ErrUnauthenticated) {
 			s.o.Log.Info("Rejected push stream", "remote", r.RemoteAddr, "reason", err.Error())
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate-push"`)
@@ -261,19 +273,12 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.URL.Query().Get(wire.ReplicaParam)
 	if !validReplicaID(id) {
+		w.Header().Set("Connection", "close")
 		http.Error(w, "missing or invalid replica parameter", http.StatusBadRequest)
 		return
 	}
 	log := s.o.Log.WithValues("replica", id, "identity", identity)
 
-	rc := http.NewResponseController(w)
-	// HTTP/1.1 needs full duplex to read acks while writing tables; HTTP/2
-	// always has it and reports ErrNotSupported.
-	if err := rc.EnableFullDuplex(); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		log.Error(err, "Cannot enable full-duplex streaming")
-		http.Error(w, "full duplex unavailable", http.StatusInternalServerError)
-		return
-	}
 	w.Header().Set("Content-Type", wire.ContentType)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
