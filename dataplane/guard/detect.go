@@ -414,7 +414,7 @@ end:
 		p-- // "fe80::1:" at the end of a clause
 		colons--
 	}
-	if colons < 2 || hexd < 4 || !endsWord(s, p) {
+	if colons < 2 || hexd < 4 || !endsWord(s, p) || !ipv6Shape(s[i:p]) {
 		return 0
 	}
 	a, err := netip.ParseAddr(s[i:p])
@@ -422,6 +422,43 @@ end:
 		return 0
 	}
 	return p
+}
+
+// ipv6Shape is a cheap, allocation-free pre-check (netip allocates an
+// error for every rejected clock time): groups of 1-4 hex digits, eight of
+// them or fewer with one "::", an IPv4 tail counting as two.
+func ipv6Shape(a string) bool {
+	groups, glen, double := 0, 0, false
+	for j := 0; j < len(a); j++ {
+		switch c := a[j]; {
+		case c == ':':
+			if j+1 < len(a) && a[j+1] == ':' {
+				if double {
+					return false
+				}
+				double = true
+				j++
+			} else if glen == 0 && j > 0 {
+				return false
+			}
+			if glen > 0 {
+				groups++
+			}
+			glen = 0
+		case c == '.':
+			// An IPv4 tail: netip validates it; it stands for two groups.
+			return groups+2 == 8 || double && groups+2 < 8
+		default:
+			glen++
+			if glen > 4 {
+				return false
+			}
+		}
+	}
+	if glen > 0 {
+		groups++
+	}
+	return groups == 8 && !double || double && groups < 8
 }
 
 // ssn detects US social security numbers written AAA-GG-SSSS (or with
@@ -824,14 +861,25 @@ var apiKeyShapes = []struct {
 	{"pypi-", 40},       // PyPI
 }
 
+// apiKeyByFirst indexes apiKeyShapes by first byte, so an ordinary word
+// costs one table lookup.
+var apiKeyByFirst = func() (t [256][]uint8) {
+	for j, k := range apiKeyShapes {
+		t[k.prefix[0]] = append(t[k.prefix[0]], uint8(j))
+	}
+	return t
+}()
+
 // apiKey detects the shapes above. Only the start of a token run is tried
 // (so each run is read once) and the body must mix letters and digits,
 // which keeps "sk-learn-compatible-estimators" out.
 func apiKey(s string, i int) int {
-	if i > 0 && is(s[i-1], cToken) {
+	cands := apiKeyByFirst[s[i]]
+	if len(cands) == 0 || i > 0 && is(s[i-1], cToken) {
 		return 0
 	}
-	for _, k := range apiKeyShapes {
+	for _, j := range cands {
+		k := apiKeyShapes[j]
 		if !strings.HasPrefix(s[i:], k.prefix) {
 			continue
 		}
