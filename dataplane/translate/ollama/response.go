@@ -65,6 +65,9 @@ func usage(r *ChatResponse) *openai.Usage {
 // convertToolCall gives an Ollama call an OpenAI id (Ollama's own when it
 // sends one) and its arguments as a compact JSON string.
 func convertToolCall(c *ToolCall, ids callIDs, index int) (openai.ToolCall, error) {
+	if c.Function.Name == "" {
+		return openai.ToolCall{}, malformed("tool call without a function name")
+	}
 	id := c.ID
 	if id == "" {
 		id = ids.id(index)
