@@ -34,7 +34,38 @@ type streamReader struct {
 	queue   []*openai.ChatChunk
 	head    int
 	err     error
-	line    ChatResponse
+	line    streamLine
+	// dec is reused for every line: unlike json.Unmarshal it keeps its
+	// scanner stack and error context between values.
+	dec   *json.Decoder
+	event lineBytes
+}
+
+// streamLine is the part of a stream line the translator uses; model and
+// created_at, repeated on every line, are skipped without allocating.
+type streamLine struct {
+	Message struct {
+		Content   string     `json:"content"`
+		Thinking  string     `json:"thinking"`
+		ToolCalls []ToolCall `json:"tool_calls"`
+	} `json:"message"`
+	Done            bool            `json:"done"`
+	DoneReason      string          `json:"done_reason"`
+	PromptEvalCount int             `json:"prompt_eval_count"`
+	EvalCount       int             `json:"eval_count"`
+	Error           json.RawMessage `json:"error"`
+}
+
+// lineBytes feeds one line to the reused decoder.
+type lineBytes struct{ b []byte }
+
+func (l *lineBytes) Read(p []byte) (int, error) {
+	if len(l.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, l.b)
+	l.b = l.b[n:]
+	return n, nil
 }
 
 // Next implements translate.ChunkReader.
@@ -62,8 +93,13 @@ func (s *streamReader) Next() (*openai.ChatChunk, error) {
 			}
 			continue
 		}
-		s.line = ChatResponse{}
-		if err := json.Unmarshal(line, &s.line); err != nil {
+		s.line = streamLine{}
+		if s.dec == nil {
+			s.dec = json.NewDecoder(&s.event)
+		}
+		s.event.b = line
+		if err := s.dec.Decode(&s.line); err != nil || len(s.event.b) != 0 || s.dec.More() {
+			// Decoder errors are sticky; the stream ends here anyway.
 			s.err = malformed("stream line is not an /api/chat answer")
 			continue
 		}
@@ -74,20 +110,21 @@ func (s *streamReader) Next() (*openai.ChatChunk, error) {
 }
 
 // translate queues the chunks of one line.
-func (s *streamReader) translate(r *ChatResponse) error {
+func (s *streamReader) translate(r *streamLine) error {
 	if hasValue(r.Error) {
 		return streamError(r.Error)
 	}
 	m := &r.Message
 	if m.Thinking != "" || m.Content != "" || len(m.ToolCalls) > 0 {
-		c, ch := s.chunk()
+		b := s.box()
+		c, ch := &b.c, &b.ch[0]
 		if m.Thinking != "" {
-			v := m.Thinking
-			ch.Delta.ReasoningContent = &v
+			b.reasoning = m.Thinking
+			ch.Delta.ReasoningContent = &b.reasoning
 		}
 		if m.Content != "" {
-			v := m.Content
-			ch.Delta.Content = &v
+			b.content = m.Content
+			ch.Delta.Content = &b.content
 		}
 		for i := range m.ToolCalls {
 			idx := s.calls
@@ -109,17 +146,32 @@ func (s *streamReader) translate(r *ChatResponse) error {
 	ch.FinishReason = &f
 	s.queue = append(s.queue, c,
 		&openai.ChatChunk{ID: s.meta.ID, Object: openai.ObjectChatCompletionChunk, Created: s.meta.Created, Model: s.meta.Model,
-			Choices: []openai.ChunkChoice{}, Usage: usage(r)})
+			Choices: []openai.ChunkChoice{}, Usage: &openai.Usage{PromptTokens: r.PromptEvalCount, CompletionTokens: r.EvalCount,
+				TotalTokens: r.PromptEvalCount + r.EvalCount}})
 	return io.EOF
 }
 
-// chunk returns a new one-choice chunk; the first carries the role.
-func (s *streamReader) chunk() (*openai.ChatChunk, *openai.ChunkChoice) {
-	c := &openai.ChatChunk{ID: s.meta.ID, Object: openai.ObjectChatCompletionChunk, Created: s.meta.Created, Model: s.meta.Model,
-		Choices: make([]openai.ChunkChoice, 1)}
+// chunkBox holds a one-choice chunk and the strings its delta points to,
+// so a streamed token costs one allocation plus its text.
+type chunkBox struct {
+	c                  openai.ChatChunk
+	ch                 [1]openai.ChunkChoice
+	content, reasoning string
+}
+
+// box returns a new one-choice chunk; the first carries the role.
+func (s *streamReader) box() *chunkBox {
+	b := &chunkBox{}
+	b.c = openai.ChatChunk{ID: s.meta.ID, Object: openai.ObjectChatCompletionChunk, Created: s.meta.Created, Model: s.meta.Model,
+		Choices: b.ch[:]}
 	if !s.started {
 		s.started = true
-		c.Choices[0].Delta.Role = openai.RoleAssistant
+		b.ch[0].Delta.Role = openai.RoleAssistant
 	}
-	return c, &c.Choices[0]
+	return b
+}
+
+func (s *streamReader) chunk() (*openai.ChatChunk, *openai.ChunkChoice) {
+	b := s.box()
+	return &b.c, &b.ch[0]
 }
