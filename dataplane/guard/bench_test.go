@@ -86,7 +86,11 @@ func BenchmarkInspect(b *testing.B) {
 	b.Run("clean/all-detectors", func(b *testing.B) { benchInspect(b, false, allow) })
 	b.Run("findings/allow", func(b *testing.B) { benchInspect(b, true, allow) })
 	b.Run("findings/redact", func(b *testing.B) { benchInspect(b, true, redact) })
+	literal := &routetable.DataPolicy{Action: routetable.DataAllow, CustomPatterns: []routetable.CustomPattern{
+		{Name: "employee-id", Regex: `EMP-[0-9]{6}`},
+	}}
 	b.Run("clean/one-custom-regex", func(b *testing.B) { benchInspect(b, false, custom) })
+	b.Run("clean/one-custom-regex-literal-prefix", func(b *testing.B) { benchInspect(b, false, literal) })
 	b.Run("no-policy", func(b *testing.B) { benchInspect(b, true, nil) })
 }
 

@@ -315,3 +315,15 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+func TestInspectAdapter(t *testing.T) {
+	g := New(nil)
+	req := &openai.ChatRequest{Messages: []openai.Message{{Role: "user", Content: openai.TextContent("mail " + anEmail)}}}
+	v, aerr := g.Inspect(req, route(&routetable.DataPolicy{Action: routetable.DataRedact}), nil)
+	if aerr != nil || v.Findings != "Email=1" || v.SovereignOnly || v.Restore == nil {
+		t.Fatalf("verdict %+v, %v", v, aerr)
+	}
+	if got := v.Restore("hi [EMAIL_1]"); got != "hi "+anEmail {
+		t.Fatalf("Restore = %q", got)
+	}
+}
