@@ -78,12 +78,16 @@ func convertToolCall(c *ToolCall, ids callIDs, index int) (openai.ToolCall, erro
 	case len(args) == 0 || bytes.Equal(args, []byte("null")):
 		buf.WriteString("{}")
 	case args[0] == '"':
-		// Some model templates yield arguments as an encoded string.
+		// Some model templates yield arguments as an encoded string; a
+		// string that holds no JSON is kept as a JSON string.
 		var s string
 		if json.Unmarshal(args, &s) != nil {
 			return openai.ToolCall{}, malformed("tool call arguments")
 		}
-		buf.WriteString(s)
+		if err := json.Compact(&buf, []byte(s)); err != nil {
+			buf.Reset()
+			buf.Write(args)
+		}
 	default:
 		if err := json.Compact(&buf, args); err != nil {
 			return openai.ToolCall{}, malformed("tool call arguments")
