@@ -1,0 +1,161 @@
+package openai
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"tollgate.dev/tollgate/dataplane/routetable"
+	"tollgate.dev/tollgate/dataplane/schema/openai"
+	"tollgate.dev/tollgate/dataplane/translate"
+	"tollgate.dev/tollgate/test/fakeprovider"
+)
+
+// TestAgainstFakeProvider runs a tool loop (call, then answer from the
+// tool result) streamed and not, for every flavor, against the fake
+// provider the e2e tests use, so both sides agree on the wire format.
+func TestAgainstFakeProvider(t *testing.T) {
+	fp := fakeprovider.Start(fakeprovider.Behavior{Chunks: 3})
+	defer fp.Close()
+	for _, tr := range []*Translator{NewOpenAI(), NewAzure(), NewCompatible()} {
+		for _, stream := range []bool{false, true} {
+			name := tr.Flavor().String()
+			if stream {
+				name += "/stream"
+			}
+			t.Run(name, func(t *testing.T) {
+				tg := translate.Target{Provider: &routetable.Provider{ID: "ai/fake", BaseURL: fp.URL, APIKey: "k"}, Model: "fake-model"}
+				body := `{"model":"gpt-public","messages":[{"role":"user","content":"weather in Paris"}],` +
+					`"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]}`
+				if stream {
+					body = strings.Replace(body, `{"model"`, `{"stream":true,"model"`, 1)
+				}
+				req, aerr := ParseChatRequest([]byte(body))
+				if aerr != nil {
+					t.Fatal(aerr)
+				}
+				msg, finish, usage := roundTrip(t, tr, req, tg)
+				if finish != openai.FinishToolCalls || len(msg.ToolCalls) != 1 || msg.ToolCalls[0].Function.Name != "get_weather" ||
+					msg.ToolCalls[0].Function.Arguments != `{"input":"weather in Paris"}` || usage == nil || usage.TotalTokens == 0 {
+					t.Fatalf("first turn: %+v %q %+v", msg, finish, usage)
+				}
+				req.Messages = append(req.Messages, msg, openai.Message{Role: openai.RoleTool, ToolCallID: msg.ToolCalls[0].ID, Content: openai.TextContent("sunny")})
+				msg, finish, _ = roundTrip(t, tr, req, tg)
+				if finish != openai.FinishStop || msg.Content.PlainText() != "tool said: sunny" {
+					t.Fatalf("second turn: %+v %q", msg, finish)
+				}
+			})
+		}
+	}
+}
+
+// roundTrip sends req and folds the answer (whole or streamed) into one message.
+func roundTrip(t *testing.T, tr *Translator, req *openai.ChatRequest, tg translate.Target) (openai.Message, string, *openai.Usage) {
+	t.Helper()
+	hr, err := tr.ChatRequest(context.Background(), req, tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	}
+	if !req.Stream {
+		b, _ := io.ReadAll(resp.Body)
+		out, err := tr.ChatResponse(b, tg, testMeta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.Choices[0].Message, out.Choices[0].FinishReason, out.Usage
+	}
+	var chunks []*openai.ChatChunk
+	cr := tr.ChatStream(resp.Body, tg, testMeta)
+	for {
+		c, err := cr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunks = append(chunks, c)
+	}
+	checkStreamContract(t, chunks, true)
+	return fold(chunks)
+}
+
+// fold accumulates chunks into a message the way OpenAI SDKs do.
+func fold(chunks []*openai.ChatChunk) (openai.Message, string, *openai.Usage) {
+	msg := openai.Message{Role: openai.RoleAssistant}
+	var text strings.Builder
+	finish := ""
+	var usage *openai.Usage
+	for _, c := range chunks {
+		if c.Usage != nil {
+			usage = c.Usage
+		}
+		for _, ch := range c.Choices {
+			if ch.Delta.Content != nil {
+				text.WriteString(*ch.Delta.Content)
+			}
+			for _, tc := range ch.Delta.ToolCalls {
+				if *tc.Index >= len(msg.ToolCalls) {
+					msg.ToolCalls = append(msg.ToolCalls, openai.ToolCall{ID: tc.ID, Type: tc.Type, Function: openai.FunctionCall{Name: tc.Function.Name}})
+				}
+				msg.ToolCalls[*tc.Index].Function.Arguments += tc.Function.Arguments
+			}
+			if ch.FinishReason != nil {
+				finish = *ch.FinishReason
+			}
+		}
+	}
+	if text.Len() > 0 {
+		msg.Content = openai.TextContent(text.String())
+	}
+	return msg, finish, usage
+}
+
+// TestFakeProviderFailures checks error bodies and a stream cut short.
+func TestFakeProviderFailures(t *testing.T) {
+	fp := fakeprovider.Start(fakeprovider.Behavior{FailFirst: 1, FailStatus: 429, RetryAfter: 7, DieAfterChunks: 2})
+	defer fp.Close()
+	tr := NewOpenAI()
+	tg := translate.Target{Provider: &routetable.Provider{ID: "ai/fake", BaseURL: fp.URL, APIKey: "k"}, Model: "m"}
+	req, _ := ParseChatRequest([]byte(`{"model":"x","stream":true,"messages":[{"role":"user","content":"a long enough prompt"}]}`))
+	hr, _ := tr.ChatRequest(context.Background(), req, tg)
+	resp, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	e := tr.Error(resp.StatusCode, resp.Header, b)
+	if e.Status != 429 || !e.Retryable || e.RetryAfter.Seconds() != 7 || e.Message != "injected failure 429" {
+		t.Fatalf("error %+v", e)
+	}
+	hr, _ = tr.ChatRequest(context.Background(), req, tg)
+	resp, err = http.DefaultClient.Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	cr := tr.ChatStream(resp.Body, tg, testMeta)
+	for {
+		_, err := cr.Next()
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("cut stream ended with %v", err)
+		}
+		break
+	}
+}
