@@ -98,8 +98,11 @@ func (s *streamReader) Next() (*openai.ChatChunk, error) {
 			s.dec = json.NewDecoder(&s.event)
 		}
 		s.event.b = line
-		if err := s.dec.Decode(&s.line); err != nil || len(s.event.b) != 0 || s.dec.More() {
-			// Decoder errors are sticky; the stream ends here anyway.
+		start := s.dec.InputOffset()
+		if err := s.dec.Decode(&s.line); err != nil || s.dec.InputOffset()-start != int64(len(line)) {
+			// The line must be exactly one value (else bytes would be left
+			// for the next one). Decoder errors are sticky; the stream
+			// ends here anyway.
 			s.err = malformed("stream line is not an /api/chat answer")
 			continue
 		}

@@ -222,8 +222,11 @@ func (s *streamReader) chunk(data []byte) (*openai.ChatChunk, error) {
 		s.dec = json.NewDecoder(&s.event)
 	}
 	s.event.b = data
-	if err := s.dec.Decode(w); err != nil || len(s.event.b) != 0 || s.dec.More() {
-		// Decoder errors are sticky; the stream ends here anyway.
+	start := s.dec.InputOffset()
+	if err := s.dec.Decode(w); err != nil || s.dec.InputOffset()-start != int64(len(data)) {
+		// The event must be exactly one value (else bytes would be left
+		// for the next one). Decoder errors are sticky; the stream ends
+		// here anyway.
 		return nil, malformed(s.flavor, "stream event is not a chat.completion.chunk")
 	}
 	if hasValue(w.Error) {
