@@ -13,8 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"tollgate.dev/tollgate/dataplane/routetable"
-	"tollgate.dev/tollgate/dataplane/server"
 	"tollgate.dev/tollgate/dataplane/schema/openai"
+	"tollgate.dev/tollgate/dataplane/server"
 )
 
 // Options configure a Meter.
