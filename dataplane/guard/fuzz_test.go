@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -47,6 +48,20 @@ func FuzzScan(f *testing.F) {
 			if got := res.Restore(req.Messages[0].Content.Text); got != s {
 				t.Fatalf("round trip:\n in  %q\n out %q", s, got)
 			}
+		}
+	})
+}
+
+// FuzzIPv6Shape checks that the allocation-free pre-check never rejects an
+// address net/netip accepts.
+func FuzzIPv6Shape(f *testing.F) {
+	for _, s := range []string{"::", "::1", "fe80::1", "2001:db8::8a2e:370:7334", "1:2:3:4:5:6:7:8", "::ffff:1.2.3.4", "1:2:3:4:5:6:1.2.3.4", "1::2::3", "12:30:45"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := netip.ParseAddr(s)
+		if err == nil && a.Is6() && a.Zone() == "" && !ipv6Shape(s) {
+			t.Fatalf("ipv6Shape(%q) = false, netip accepts it", s)
 		}
 	})
 }
