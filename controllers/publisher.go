@@ -1,0 +1,47 @@
+package controllers
+
+import (
+	"tollgate.dev/tollgate/dataplane/routetable"
+)
+
+// Publisher is what the reconciler needs from the push channel: hand it a
+// new table, ask which data-plane replicas run which table, and be told when
+// that changes. controllers/push implements it (through pushPublisher); tests
+// use a fake.
+type Publisher interface {
+	// Publish makes t the table every connected replica receives. t is
+	// finalized and never modified afterwards.
+	Publish(t *routetable.Table)
+	// Replicas reports every replica the channel knows about.
+	Replicas() []Replica
+	// Changes delivers a coalesced notification whenever a replica connects,
+	// disconnects or acknowledges a table.
+	Changes() <-chan struct{}
+}
+
+// Replica is one data-plane replica as the push channel sees it.
+type Replica struct {
+	ID        string
+	Connected bool
+	// Acked is the last table the replica acknowledged having applied, nil
+	// before its first acknowledgement.
+	Acked *routetable.Table
+}
+
+// programming counts, for one object generation, how many connected replicas
+// acknowledged a table that contains it.
+func programming(replicas []Replica, ref string, generation int64) (acked, total int) {
+	for _, r := range replicas {
+		if !r.Connected {
+			continue
+		}
+		total++
+		if r.Acked == nil {
+			continue
+		}
+		if g, ok := r.Acked.Generations[ref]; ok && g == generation {
+			acked++
+		}
+	}
+	return acked, total
+}
