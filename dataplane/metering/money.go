@@ -176,15 +176,19 @@ func Split(u *openai.Usage) Tokens {
 	if u == nil {
 		return Tokens{}
 	}
+	// Details never exceed the totals they break down (a provider that
+	// reports otherwise is clamped, so the totals are what is billed).
 	var t Tokens
+	prompt, completion := int64(max(u.PromptTokens, 0)), int64(max(u.CompletionTokens, 0))
 	if d := u.PromptTokensDetails; d != nil {
-		t.CacheRead, t.CacheWrite = int64(max(d.CachedTokens, 0)), int64(max(d.CacheWriteTokens, 0))
+		t.CacheRead = min(int64(max(d.CachedTokens, 0)), prompt)
+		t.CacheWrite = min(int64(max(d.CacheWriteTokens, 0)), prompt-t.CacheRead)
 	}
 	if d := u.CompletionTokensDetails; d != nil {
-		t.Reasoning = int64(max(d.ReasoningTokens, 0))
+		t.Reasoning = min(int64(max(d.ReasoningTokens, 0)), completion)
 	}
-	t.Input = max(int64(u.PromptTokens)-t.CacheRead-t.CacheWrite, 0)
-	t.Output = max(int64(u.CompletionTokens)-t.Reasoning, 0)
+	t.Input = prompt - t.CacheRead - t.CacheWrite
+	t.Output = completion - t.Reasoning
 	return t
 }
 
