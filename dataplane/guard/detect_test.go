@@ -133,6 +133,17 @@ func TestDetectors(t *testing.T) {
 		{"sk short", "sk-abc123", nil},
 		{"prefix inside token", "my-sk-proj-Ab3dE5gH7jK9mN1pQ3sT5vW7yZ", nil},
 
+		// Everyday text that must stay clean.
+		{"uuid", "id 550e8400-e29b-41d4-a716-446655440000", nil},
+		{"isbn", "ISBN 978-3-16-148410-0", nil},
+		{"timestamp", "at 2024-01-15T10:30:00Z and 2024-01-15 10:30:00.123", nil},
+		{"file line col", "main.go:42:17: undefined: x", nil},
+		{"thousands", "1 000 000 and 12 345 678 901 234", nil},
+		{"git sha", "commit 4f2a9c1e8b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39", nil},
+		{"semver", "upgrade to 1.31.2 or 10.2.0-rc.1", nil},
+		{"quantities", "cpu: 500m, memory: 2Gi, replicas: 3", nil},
+		{"sha256 digest", "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", nil},
+
 		// Mixed.
 		{"several", "Mail a@b.io or call +1 415 555 0132 from 10.1.2.3",
 			[]string{"Email:a@b.io", "Phone:+1 415 555 0132", "IPAddress:10.1.2.3"}},
