@@ -247,7 +247,8 @@ func TestAgentLoopEveryProvider(t *testing.T) {
 
 func TestModelsListsOnlyAllowedRoutes(t *testing.T) {
 	g := startGateway(t)
-	page, err := g.client(testKey).Models.List(ctx(t))
+	c := g.client(testKey)
+	page, err := c.Models.List(ctx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
