@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"reflect"
 	"testing"
 
 	"tollgate.dev/tollgate/dataplane/schema/openai"
@@ -94,6 +95,43 @@ func FuzzParseChatRequest(f *testing.F) {
 			if _, err := tr.ChatRequest(context.Background(), req, translate.Target{Provider: testProvider(), Model: "m"}); err != nil {
 				t.Fatalf("%s: %v", tr.Flavor(), err)
 			}
+		}
+	})
+}
+
+// FuzzFastChunk holds the reflection-free chunk decoder to encoding/json:
+// whenever it accepts an event, encoding/json must accept it too and
+// decode exactly the same values.
+func FuzzFastChunk(f *testing.F) {
+	for _, in := range fixtures(f, "streams", ".sse") {
+		b, err := os.ReadFile(in)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			if d, ok := bytes.CutPrefix(line, []byte("data: ")); ok {
+				f.Add(bytes.TrimSpace(d))
+			}
+		}
+	}
+	f.Add([]byte(`{"choices":[{"index":0,"delta":{"content":"a\u00e9\ud83d\ude00\n\"\\\/"},"finish_reason":null}],"x":[1,-2.5e+3,true,false,null,{"y":"\u0041"}]}`))
+	f.Add([]byte(`{"Choices":[],"choices":[{"Index":1}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		data = bytes.TrimSpace(data)
+		var fast wireChunk
+		if !fastChunk(data, &fast) {
+			return
+		}
+		var slow wireChunk
+		dec := json.NewDecoder(bytes.NewReader(data))
+		if err := dec.Decode(&slow); err != nil || dec.InputOffset() != int64(len(data)) {
+			t.Fatalf("fast path accepted what encoding/json rejects (%v): %q", err, data)
+		}
+		if len(fast.Choices) == 0 && len(slow.Choices) == 0 {
+			fast.Choices, slow.Choices = nil, nil
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("fast %+v\nslow %+v\nfor %q", fast, slow, data)
 		}
 	})
 }

@@ -212,12 +212,29 @@ func (s *streamReader) box() *chunkBox {
 // to send.
 func (s *streamReader) chunk(data []byte) (*openai.ChatChunk, error) {
 	w := &s.wire
+	w.reset()
+	if !fastChunk(data, w) {
+		w.reset()
+		if err := s.decode(data); err != nil {
+			return nil, err
+		}
+	}
+	return s.translate()
+}
+
+// reset empties w for the next event, keeping its choice slice's storage.
+func (w *wireChunk) reset() {
 	cs := w.Choices[:cap(w.Choices)]
 	clear(cs) // encoding/json decodes into reused elements without zeroing them
 	w.Choices = cs[:0]
 	w.Usage = nil
 	w.Error = nil
 	w.SystemFingerprint.set = false
+}
+
+// decode is the general path: encoding/json with the reused decoder.
+func (s *streamReader) decode(data []byte) error {
+	w := &s.wire
 	if s.dec == nil {
 		s.dec = json.NewDecoder(&s.event)
 	}
@@ -227,8 +244,14 @@ func (s *streamReader) chunk(data []byte) (*openai.ChatChunk, error) {
 		// The event must be exactly one value (else bytes would be left
 		// for the next one). Decoder errors are sticky; the stream ends
 		// here anyway.
-		return nil, malformed(s.flavor, "stream event is not a chat.completion.chunk")
+		return malformed(s.flavor, "stream event is not a chat.completion.chunk")
 	}
+	return nil
+}
+
+// translate normalises the decoded event into the chunk to send, if any.
+func (s *streamReader) translate() (*openai.ChatChunk, error) {
+	w := &s.wire
 	if hasValue(w.Error) {
 		return nil, errorFromEvent(eventError(w.Error))
 	}
