@@ -67,11 +67,12 @@ func benchInspect(b *testing.B, secrets bool, dp *routetable.DataPolicy) {
 	rt := route(dp)
 	b.SetBytes(int64(len(text)))
 	b.ReportAllocs()
+	req := &openai.ChatRequest{Messages: []openai.Message{
+		{Role: openai.RoleSystem, Content: openai.TextContent("You are a helpful assistant.")},
+		{Role: openai.RoleUser},
+	}}
 	for b.Loop() {
-		req := &openai.ChatRequest{Messages: []openai.Message{
-			{Role: openai.RoleSystem, Content: openai.TextContent("You are a helpful assistant.")},
-			{Role: openai.RoleUser, Content: openai.TextContent(text)},
-		}}
+		req.Messages[1].Content = openai.TextContent(text) // undo redaction
 		g.Evaluate(req, rt, nil)
 	}
 }

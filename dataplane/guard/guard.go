@@ -301,51 +301,81 @@ func (g *Guard) Evaluate(req *openai.ChatRequest, route *routetable.Route, key *
 	if p == nil || req == nil {
 		return Result{}, nil
 	}
-	var counts [numKinds + maxCustom]int
-	var red *redactor
-	var scratch [32]Match
-	ms := scratch[:0]
-	visit := func(s *string) {
-		if *s == "" {
-			return
-		}
-		ms = p.scan(ms[:0], *s)
-		if len(ms) == 0 {
-			return
-		}
-		redact := false
-		for _, m := range ms {
-			counts[m.Kind]++
-			redact = redact || p.action[m.Kind] == 2
-		}
-		if redact {
-			if red == nil {
-				red = &redactor{}
-			}
-			*s = red.rewrite(p, *s, ms)
-		}
-	}
+	st := evaluation{p: p}
 	for i := range req.Messages {
 		m := &req.Messages[i]
 		switch m.Content.Kind {
 		case openai.ContentString:
-			visit(&m.Content.Text)
+			st.visit(&m.Content.Text)
 		case openai.ContentParts:
 			for j := range m.Content.Parts {
 				if pt := &m.Content.Parts[j]; pt.Type == openai.PartText || pt.Type == "" {
-					visit(&pt.Text)
+					st.visit(&pt.Text)
 				} else if pt.Type == openai.PartRefusal {
-					visit(&pt.Refusal)
+					st.visit(&pt.Refusal)
 				}
 			}
 		}
 		for j := range m.ToolCalls {
-			visit(&m.ToolCalls[j].Function.Arguments)
+			st.visit(&m.ToolCalls[j].Function.Arguments)
 		}
-		visit(&m.ReasoningContent)
-		visit(&m.Refusal)
+		st.visit(&m.ReasoningContent)
+		st.visit(&m.Refusal)
 	}
+	return g.decide(&st, route)
+}
 
+// EvaluateTexts applies the same policies to plain texts, rewriting them in
+// place when redacting: the inputs of an embeddings request, which carry
+// the same data as prompts. Result.Restore is meaningless there (the
+// answer is vectors) and can be ignored.
+func (g *Guard) EvaluateTexts(texts []string, route *routetable.Route, key *routetable.Key) (Result, *openai.APIError) {
+	p := g.planFor(route, key)
+	if p == nil || len(texts) == 0 {
+		return Result{}, nil
+	}
+	st := evaluation{p: p}
+	for i := range texts {
+		st.visit(&texts[i])
+	}
+	return g.decide(&st, route)
+}
+
+// evaluation is the state of one request's scan. No closures: it stays on
+// the stack, so a request without findings costs no allocation.
+type evaluation struct {
+	p      *plan
+	counts [numKinds + maxCustom]int
+	red    *redactor
+	ms     []Match
+}
+
+// visit scans one text, counts its findings and redacts it if a found
+// kind's action is Redact.
+func (st *evaluation) visit(s *string) {
+	if *s == "" {
+		return
+	}
+	st.ms = st.p.scan(st.ms[:0], *s)
+	if len(st.ms) == 0 {
+		return
+	}
+	redact := false
+	for _, m := range st.ms {
+		st.counts[m.Kind]++
+		redact = redact || st.p.action[m.Kind] == 2
+	}
+	if redact {
+		if st.red == nil {
+			st.red = &redactor{}
+		}
+		*s = st.red.rewrite(st.p, *s, st.ms)
+	}
+}
+
+// decide turns the counts into findings, metrics and the verdict.
+func (g *Guard) decide(st *evaluation, route *routetable.Route) (Result, *openai.APIError) {
+	p, counts, red := st.p, &st.counts, st.red
 	var res Result
 	var sb strings.Builder
 	worst := 0

@@ -327,3 +327,15 @@ func TestInspectAdapter(t *testing.T) {
 		t.Fatalf("Restore = %q", got)
 	}
 }
+
+func TestEvaluateTexts(t *testing.T) {
+	g := New(nil)
+	texts := []string{"contact " + anEmail, "nothing here", "card " + aCard}
+	res, aerr := g.EvaluateTexts(texts, route(&routetable.DataPolicy{Action: routetable.DataRedact, Detectors: []string{"Email"}}), nil)
+	if aerr != nil || res.Findings != "Email=1" || texts[0] != "contact [EMAIL_1]" || texts[2] != "card "+aCard {
+		t.Fatalf("%+v %v %q", res, aerr, texts)
+	}
+	if _, aerr := g.EvaluateTexts(texts, route(&routetable.DataPolicy{Action: routetable.DataRefuse}), nil); aerr == nil {
+		t.Fatal("card not refused")
+	}
+}
