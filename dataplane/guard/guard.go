@@ -106,23 +106,31 @@ type Result struct {
 	Redacted int
 }
 
-// action ranks: a higher rank is stricter. SovereignOnly outranks Redact:
+// Action ranks; 0 means a detector is not run.
+const (
+	rankAllow     = 1
+	rankRedact    = 2
+	rankSovereign = 3
+	rankRefuse    = 4
+)
+
+// rank orders actions: a higher rank is stricter. SovereignOnly outranks Redact:
 // redaction only hides what the detectors found, SovereignOnly keeps the
 // whole request inside the organisation.
 func rank(a routetable.DataAction) int {
 	switch a {
 	case "", routetable.DataAllow:
-		return 1
+		return rankAllow
 	case routetable.DataRedact:
-		return 2
+		return rankRedact
 	case routetable.DataSovereignOnly:
-		return 3
+		return rankSovereign
 	default: // Refuse, and unknown actions fail closed
-		return 4
+		return rankRefuse
 	}
 }
 
-var actions = [...]routetable.DataAction{0: "", 1: routetable.DataAllow, 2: routetable.DataRedact, 3: routetable.DataSovereignOnly, 4: routetable.DataRefuse}
+var actions = [...]routetable.DataAction{rankAllow: routetable.DataAllow, rankRedact: routetable.DataRedact, rankSovereign: routetable.DataSovereignOnly, rankRefuse: routetable.DataRefuse}
 
 // plan is the merged policy of one route and key pair.
 type plan struct {
@@ -190,7 +198,7 @@ func (g *Guard) build(route *routetable.Route, key *routetable.Key, rp, kp *rout
 		set := func(id Kind) {
 			if r > p.action[id] {
 				p.action[id] = r
-				if r == 4 {
+				if r == rankRefuse {
 					p.refusedBy[id] = who
 				}
 			}
@@ -363,7 +371,7 @@ func (st *evaluation) visit(s *string) {
 	redact := false
 	for _, m := range st.ms {
 		st.counts[m.Kind]++
-		redact = redact || st.p.action[m.Kind] == 2
+		redact = redact || st.p.action[m.Kind] == rankRedact
 	}
 	if redact {
 		if st.red == nil {
@@ -389,7 +397,7 @@ func (g *Guard) decide(st *evaluation, route *routetable.Route) (Result, *openai
 		if a > worst {
 			worst = a
 		}
-		if a == 4 && refusedBy == "" {
+		if a == rankRefuse && refusedBy == "" {
 			refusedBy = p.refusedBy[id]
 		}
 		if sb.Len() > 0 {
@@ -403,12 +411,12 @@ func (g *Guard) decide(st *evaluation, route *routetable.Route) (Result, *openai
 		}
 	}
 	res.Findings = sb.String()
-	if worst == 4 {
+	if worst == rankRefuse {
 		return res, openai.NewError(http.StatusBadRequest, openai.TypeInvalidRequest, CodeSensitiveData, "messages",
 			"The request contains sensitive data ("+res.Findings+") and the data policy of "+refusedBy+
 				" refuses to send it to a model provider. Remove these values from the messages, or ask the platform team for a route that may process them.")
 	}
-	res.SovereignOnly = worst == 3
+	res.SovereignOnly = worst == rankSovereign
 	if red != nil {
 		res.Redacted = red.count
 		res.Restore = red.restorer()
@@ -454,7 +462,7 @@ func (r *redactor) rewrite(p *plan, s string, ms []Match) string {
 	b.Grow(len(s))
 	last := 0
 	for _, m := range ms {
-		if p.action[m.Kind] != 2 {
+		if p.action[m.Kind] != rankRedact {
 			continue
 		}
 		tag := ""
