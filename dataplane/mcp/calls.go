@@ -165,7 +165,7 @@ func (g *Gateway) forward(ctx context.Context, s *routetable.MCPServer, keyID, t
 	res, err := cs.CallTool(ctx, params)
 	if err != nil {
 		var werr *jsonrpc.Error
-		if errors.As(err, &werr) {
+		if !isTransportError(err) && errors.As(err, &werr) {
 			// The server answered; the session is fine.
 			return nil, &jsonrpc.Error{Code: werr.Code, Message: "MCP server " + s.ID + ": " + sc.String(werr.Message)}
 		}

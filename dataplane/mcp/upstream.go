@@ -283,11 +283,27 @@ func closeSession(cs *sdk.ClientSession, cancel context.CancelFunc) {
 	}
 }
 
+// Codes the SDK's client side uses for failures of its own transport, not
+// answers from the server: a failed HTTP exchange is wrapped in "rejected
+// by transport" (-32005); a closed session answers "client is closing"
+// (-32003).
+var (
+	errRejected      = &jsonrpc.Error{Code: -32005}
+	errClientClosing = &jsonrpc.Error{Code: -32003}
+)
+
 // isTransportError reports whether err means the session itself is broken
-// (as opposed to the server answering with a JSON-RPC error).
+// or the server never answered (as opposed to the server answering with a
+// JSON-RPC error).
 func isTransportError(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, errRejected) || errors.Is(err, errClientClosing) {
+		return true
+	}
 	var werr *jsonrpc.Error
-	return err != nil && !errors.As(err, &werr)
+	return !errors.As(err, &werr)
 }
 
 // scrubber removes a server's credential from text that may reach a client
