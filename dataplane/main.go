@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"tollgate.dev/tollgate/dataplane/guard"
 	"tollgate.dev/tollgate/dataplane/routetable"
 	"tollgate.dev/tollgate/dataplane/server"
 	"tollgate.dev/tollgate/dataplane/sync"
@@ -85,6 +86,7 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 		Log:          log,
 		MaxBodyBytes: o.MaxBodyBytes,
 		Metrics:      metrics,
+		Guard:        guard.New(reg),
 	})
 	apply := func(t *routetable.Table) error {
 		if err := srv.SetTable(t); err != nil {
