@@ -165,9 +165,10 @@ func (d *discoverer) run(fp string) {
 			continue
 		}
 		e.running = false
+		msg := e.message
 		d.mu.Unlock()
 		if err != nil {
-			d.g.log.Info("MCP server unhealthy", "MCPServer", s.ID, "reason", e.message)
+			d.g.log.Info("MCP server unhealthy", "MCPServer", s.ID, "reason", msg)
 		}
 		return
 	}
