@@ -4,16 +4,18 @@ import (
 	"bytes"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"tollgate.dev/tollgate/dataplane/schema/openai"
 )
 
 // fastChunk decodes the common chat.completion.chunk (text, reasoning,
-// refusal or finish deltas; the envelope and annotations skipped) into w
-// without reflection. It is the streaming hot path: one such event per
-// generated token. Anything it does not handle exactly as encoding/json
-// would (tool calls, usage, errors, logprobs values, keys differing only in
-// case, invalid UTF-8, odd numbers, malformed JSON) makes it return false,
-// and the caller decodes the event with encoding/json instead; a
-// differential fuzz test holds the two to the same result.
+// refusal, tool call or finish deltas; the envelope and annotations
+// skipped) into w without reflection. It is the streaming hot path: one
+// such event per generated token. Anything it does not handle exactly as
+// encoding/json would (usage, errors, logprobs values, keys differing only
+// in case, invalid UTF-8, odd numbers, malformed JSON) makes it return
+// false, and the caller decodes the event with encoding/json instead; a
+// differential fuzz test (FuzzFastChunk) holds the two to the same result.
 //
 // w.Choices must be empty (length 0) on entry; on false, w is garbage.
 func fastChunk(data []byte, w *wireChunk) bool {
@@ -91,6 +93,7 @@ func (p *parser) choices(w *wireChunk) bool {
 }
 
 func (p *parser) delta(d *wireDelta) bool {
+	toolCalls := false
 	return p.object(func(key []byte) bool {
 		var f *optString
 		switch string(key) {
@@ -107,7 +110,11 @@ func (p *parser) delta(d *wireDelta) bool {
 		case "reasoning_signature":
 			f = &d.ReasoningSignature
 		case "tool_calls":
-			return p.null()
+			if toolCalls {
+				return false // a repeated array merges in encoding/json
+			}
+			toolCalls = true
+			return p.toolCalls(d)
 		default:
 			return !foldsTo(key, "role", "content", "reasoning_content", "reasoning", "refusal", "reasoning_signature", "tool_calls") && p.skip(2)
 		}
@@ -115,6 +122,78 @@ func (p *parser) delta(d *wireDelta) bool {
 		*f = optString{v: v, set: set}
 		return ok
 	})
+}
+
+// toolCalls reads a tool_calls array (null leaves it nil, as encoding/json does).
+func (p *parser) toolCalls(d *wireDelta) bool {
+	p.ws()
+	if p.word("null") {
+		d.ToolCalls = nil
+		return true
+	}
+	if !p.lit('[') {
+		return false
+	}
+	if d.ToolCalls == nil {
+		d.ToolCalls = []openai.ToolCall{}
+	}
+	p.ws()
+	if p.lit(']') {
+		return true
+	}
+	for {
+		d.ToolCalls = append(d.ToolCalls, openai.ToolCall{})
+		tc := &d.ToolCalls[len(d.ToolCalls)-1]
+		ok := p.object(func(key []byte) bool {
+			switch string(key) {
+			case "index":
+				p.ws()
+				if p.word("null") {
+					tc.Index = nil
+					return true
+				}
+				n, ok := p.smallInt()
+				tc.Index = &n
+				return ok
+			case "id":
+				return p.keepString(&tc.ID)
+			case "type":
+				return p.keepString(&tc.Type)
+			case "function":
+				return p.object(func(key []byte) bool {
+					switch string(key) {
+					case "name":
+						return p.keepString(&tc.Function.Name)
+					case "arguments":
+						return p.keepString(&tc.Function.Arguments)
+					}
+					return !foldsTo(key, "name", "arguments") && p.skip(4)
+				})
+			}
+			return !foldsTo(key, "index", "id", "type", "function") && p.skip(3)
+		})
+		if !ok {
+			return false
+		}
+		p.ws()
+		if p.lit(']') {
+			return true
+		}
+		if !p.lit(',') {
+			return false
+		}
+		p.ws()
+	}
+}
+
+// keepString reads a string into *dst; null leaves *dst as it was, as
+// encoding/json does for a string field.
+func (p *parser) keepString(dst *string) bool {
+	v, set, ok := p.optString()
+	if set {
+		*dst = v
+	}
+	return ok
 }
 
 // foldsTo reports whether key matches one of names case-insensitively:
