@@ -1,0 +1,128 @@
+package controllers
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"tollgate.dev/tollgate/api/v1alpha1"
+	"tollgate.dev/tollgate/controllers/compiler"
+	"tollgate.dev/tollgate/dataplane/routetable"
+)
+
+func TestConditionsFor(t *testing.T) {
+	ok := compiler.Condition{Status: metav1.ConditionTrue, Reason: "Accepted", Message: "Spec is valid"}
+	refsOK := compiler.Condition{Status: metav1.ConditionTrue, Reason: "ResolvedRefs", Message: "All references resolved"}
+	invalid := compiler.Condition{Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonInvalid, Message: "model is bad"}
+	missing := compiler.Condition{Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonProviderNotFound, Message: "LLMProvider \"x\" not found"}
+	type cond struct {
+		status metav1.ConditionStatus
+		reason string
+		msg    string
+	}
+	for _, tc := range []struct {
+		name              string
+		v                 compiler.Verdict
+		acked, total      int
+		programmed, ready cond
+	}{
+		{"programmed everywhere", compiler.Verdict{Accepted: ok, ResolvedRefs: refsOK, InTable: true}, 2, 2,
+			cond{"True", "Programmed", "Acknowledged by 2/2 data-plane replicas"}, cond{"True", "Ready", "In effect on 2/2"}},
+		{"pending", compiler.Verdict{Accepted: ok, ResolvedRefs: refsOK, InTable: true}, 1, 3,
+			cond{"Unknown", "Pending", "Acknowledged by 1/3 data-plane replicas"}, cond{"Unknown", "Pending", "Programmed: Acknowledged by 1/3"}},
+		{"no replicas", compiler.Verdict{Accepted: ok, ResolvedRefs: refsOK, InTable: true}, 0, 0,
+			cond{"False", "NoReplicas", "0/0"}, cond{"False", "NoReplicas", "Programmed: No data-plane replica"}},
+		{"invalid", compiler.Verdict{Accepted: invalid, ResolvedRefs: refsOK}, 2, 2,
+			cond{"False", "Invalid", "see the Accepted condition"}, cond{"False", "Invalid", "Accepted: model is bad"}},
+		{"unresolved", compiler.Verdict{Accepted: ok, ResolvedRefs: missing}, 2, 2,
+			cond{"False", "ProviderNotFound", "see the ResolvedRefs condition"}, cond{"False", "ProviderNotFound", "ResolvedRefs: LLMProvider"}},
+		{"in table with a partial grant", compiler.Verdict{Accepted: ok, ResolvedRefs: missing, InTable: true}, 1, 1,
+			cond{"True", "Programmed", "1/1"}, cond{"False", "ProviderNotFound", "ResolvedRefs:"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.v.Generation = 7
+			cs := conditionsFor(tc.v, tc.acked, tc.total)
+			if len(cs) != 4 {
+				t.Fatalf("%d conditions", len(cs))
+			}
+			for _, c := range cs {
+				if c.ObservedGeneration != 7 || c.Reason == "" {
+					t.Errorf("%s: observedGeneration %d reason %q", c.Type, c.ObservedGeneration, c.Reason)
+				}
+			}
+			for _, w := range []struct {
+				got  metav1.Condition
+				want cond
+			}{{cs[2], tc.programmed}, {cs[3], tc.ready}} {
+				if string(w.got.Status) != string(w.want.status) || w.got.Reason != w.want.reason || !strings.Contains(w.got.Message, w.want.msg) {
+					t.Errorf("%s = %s/%s %q, want %s/%s containing %q", w.got.Type, w.got.Status, w.got.Reason, w.got.Message, w.want.status, w.want.reason, w.want.msg)
+				}
+			}
+		})
+	}
+}
+
+func TestSetCommonStatusKeepsTransitionTime(t *testing.T) {
+	v := compiler.Verdict{Generation: 1,
+		Accepted:     compiler.Condition{Status: metav1.ConditionTrue, Reason: "Accepted", Message: "ok"},
+		ResolvedRefs: compiler.Condition{Status: metav1.ConditionTrue, Reason: "ResolvedRefs", Message: "ok"},
+		InTable:      true}
+	var s v1alpha1.CommonStatus
+	t0 := metav1.Unix(1000, 0)
+	setCommonStatus(&s, v, 0, 1, t0)
+	t1 := metav1.Unix(2000, 0)
+	v.Generation = 2
+	setCommonStatus(&s, v, 1, 1, t1)
+	for _, c := range s.Conditions {
+		want := t0
+		if c.Type == v1alpha1.ConditionProgrammed || c.Type == v1alpha1.ConditionReady {
+			want = t1 // flipped Unknown -> True
+		}
+		if !c.LastTransitionTime.Equal(&want) {
+			t.Errorf("%s lastTransitionTime %s, want %s", c.Type, c.LastTransitionTime, want)
+		}
+		if c.ObservedGeneration != 2 {
+			t.Errorf("%s observedGeneration %d", c.Type, c.ObservedGeneration)
+		}
+	}
+	if s.ObservedGeneration != 2 || s.Replicas == nil || s.Replicas.Acknowledged != 1 {
+		t.Errorf("status = %+v", s)
+	}
+}
+
+func TestProgrammingCountsConnectedReplicasOnly(t *testing.T) {
+	ref := "Route/ns/r"
+	has := func(g int64) *routetable.Table { return &routetable.Table{Generations: map[string]int64{ref: g}} }
+	rs := []Replica{
+		{ID: "a", Connected: true, Acked: has(3)},
+		{ID: "b", Connected: true, Acked: has(2)}, // older generation
+		{ID: "c", Connected: true},                // nothing acked yet
+		{ID: "d", Connected: false, Acked: has(3)},
+	}
+	if acked, total := programming(rs, ref, 3); acked != 1 || total != 3 {
+		t.Errorf("programming = %d/%d, want 1/3", acked, total)
+	}
+}
+
+func TestNewKey(t *testing.T) {
+	seen := map[string]bool{}
+	for range 100 {
+		k, err := newKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(k, KeyPrefix) || len(k) != 46 || len(k) < compiler.MinKeyLength {
+			t.Fatalf("key of length %d with prefix %q", len(k), k[:3])
+		}
+		b, err := base64.RawURLEncoding.DecodeString(k[len(KeyPrefix):])
+		if err != nil || len(b) != 32 {
+			t.Fatalf("key body is not 32 bytes of base64url: %v", err)
+		}
+		if seen[k] {
+			t.Fatal("duplicate key")
+		}
+		seen[k] = true
+	}
+}
