@@ -42,8 +42,15 @@ func (f *FileWatcher) Load() error {
 		return err
 	}
 	out := compiler.Compile(in)
-	for _, v := range out.Problems() {
-		f.Log.Info("Manifest not accepted", "problem", v)
+	for _, v := range out.Verdicts {
+		for _, c := range []compiler.Condition{v.Accepted, v.ResolvedRefs} {
+			if c.Status != "True" {
+				f.Log.Info("Manifest not served", "kind", v.Kind, "namespace", v.Namespace, "name", v.Name, "reason", c.Reason, "message", c.Message)
+			}
+		}
+	}
+	if out.Err != nil {
+		return out.Err
 	}
 	if out.Table == nil {
 		return errors.New("no routing table compiled")
@@ -88,8 +95,8 @@ func dirSum(dir string) ([32]byte, error) {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() && strings.HasPrefix(d.Name(), "..") && p != dir {
-			return filepath.SkipDir // ConfigMap volume internals
+		if d.IsDir() && strings.HasPrefix(d.Name(), ".") && p != dir {
+			return filepath.SkipDir // as LoadManifests: ConfigMap volume internals ("..data") and dot-dirs
 		}
 		switch strings.ToLower(filepath.Ext(p)) {
 		case ".yaml", ".yml", ".json":
