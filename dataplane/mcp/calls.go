@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -142,51 +143,76 @@ func (g *Gateway) callTool(ctx context.Context, c *caller, session string, p *sd
 	return res, nil
 }
 
-// forward makes one call on the key's session to s. Errors come back as
-// JSON-RPC errors a client can show as they are: scrubbed of s's credential
-// and naming the server.
+// forward makes the call on the key's session to s, within s's timeout
+// (connecting included). Errors come back as JSON-RPC errors a client can
+// show as they are: scrubbed of s's credential and naming the server.
+//
+// A call is retried once, on a new session, only when the upstream
+// certainly did not run it: it had forgotten the session (it restarted) or
+// the connection could not even be opened.
 func (g *Gateway) forward(ctx context.Context, s *routetable.MCPServer, keyID, tool string, args json.RawMessage, sc scrubber) (*sdk.CallToolResult, error) {
 	timeout := g.timeout(s)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	conn, cs, err := g.ups.acquire(s, keyID, timeout)
-	if err != nil {
-		msg := "connect failed"
-		g.log.Info("MCP upstream connect failed", "MCPServer", s.ID, "error", sc.String(err.Error()))
-		g.disc.markUnhealthy(s, "connect failed: "+sc.String(err.Error()))
-		g.disc.trigger(fingerprint(s))
-		return nil, unavailable(s, msg)
-	}
-	defer g.ups.release(conn)
 	params := &sdk.CallToolParams{Name: tool}
 	if len(args) > 0 {
 		params.Arguments = args
 	}
-	res, err := cs.CallTool(ctx, params)
-	if err != nil {
+	for attempt := 0; ; attempt++ {
+		deadline, _ := ctx.Deadline()
+		conn, cs, err := g.ups.acquire(s, keyID, time.Until(deadline))
+		if err != nil {
+			return nil, g.upstreamFailed(ctx, s, sc, "connect failed", timeout, err)
+		}
+		res, err := cs.CallTool(ctx, params)
+		if err == nil {
+			g.ups.release(conn)
+			scrubResult(res, sc)
+			return res, nil
+		}
 		var werr *jsonrpc.Error
 		if !isTransportError(err) && errors.As(err, &werr) {
 			// The server answered; the session is fine.
+			g.ups.release(conn)
 			return nil, &jsonrpc.Error{Code: werr.Code, Message: "MCP server " + s.ID + ": " + sc.String(werr.Message)}
 		}
 		g.ups.invalidate(conn, cs)
-		var msg string
-		switch {
-		case errors.Is(ctx.Err(), context.DeadlineExceeded):
-			msg = fmt.Sprintf("no answer within %s", timeout)
-		case ctx.Err() != nil:
-			// The client went away or cancelled; nothing to report upstream.
-			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "call cancelled"}
-		default:
-			msg = "connection lost"
+		g.ups.release(conn)
+		if attempt == 0 && ctx.Err() == nil && notDelivered(err) {
+			continue
 		}
-		g.log.Info("MCP upstream call failed", "MCPServer", s.ID, "error", sc.String(err.Error()))
-		g.disc.markUnhealthy(s, "tools/call failed: "+sc.String(err.Error()))
-		g.disc.trigger(fingerprint(s))
-		return nil, unavailable(s, msg)
+		return nil, g.upstreamFailed(ctx, s, sc, "connection lost", timeout, err)
 	}
-	scrubResult(res, sc)
-	return res, nil
+}
+
+// notDelivered reports whether a failed call certainly never reached a
+// tool: the upstream no longer knows the session, or no connection could be
+// opened.
+func notDelivered(err error) bool {
+	if errors.Is(err, sdk.ErrSessionMissing) {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// upstreamFailed records a failure to reach s and returns the error the
+// client sees: which server, and whether it timed out or could not be
+// reached. The detailed (scrubbed) cause goes to the log and the server's
+// status, not to clients, because it names internal endpoints.
+func (g *Gateway) upstreamFailed(ctx context.Context, s *routetable.MCPServer, sc scrubber, what string, timeout time.Duration, err error) error {
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		what = fmt.Sprintf("no answer within %s", timeout)
+	case ctx.Err() != nil:
+		// The client went away or cancelled: not the upstream's fault.
+		return &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "call cancelled"}
+	}
+	detail := sc.String(err.Error())
+	g.log.Info("MCP upstream call failed", "MCPServer", s.ID, "error", detail)
+	g.disc.markUnhealthy(s, "tools/call failed: "+detail)
+	g.disc.trigger(fingerprint(s))
+	return unavailable(s, what)
 }
 
 func unavailable(s *routetable.MCPServer, why string) error {

@@ -174,12 +174,24 @@ func (d *discoverer) run(fp string) {
 	}
 }
 
-// list fetches every page of s's tools on its discovery session.
+// list fetches every page of s's tools on its discovery session, retrying
+// once on a new session when the old one broke (an upstream restart must not
+// show as an outage).
 func (d *discoverer) list(s *routetable.MCPServer) ([]*sdk.Tool, error) {
+	tools, retry, err := d.listOnce(s)
+	if retry && d.g.ctx.Err() == nil {
+		tools, _, err = d.listOnce(s)
+	}
+	return tools, err
+}
+
+// listOnce lists s's tools; retry is true when an existing session broke
+// quickly, which a fresh session may not.
+func (d *discoverer) listOnce(s *routetable.MCPServer) (_ []*sdk.Tool, retry bool, _ error) {
 	timeout := d.g.timeout(s)
 	c, cs, err := d.g.ups.acquire(s, "", timeout)
 	if err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
+		return nil, false, fmt.Errorf("connect: %w", err)
 	}
 	defer d.g.ups.release(c)
 	ctx, cancel := context.WithTimeout(d.g.ctx, timeout)
@@ -187,17 +199,18 @@ func (d *discoverer) list(s *routetable.MCPServer) ([]*sdk.Tool, error) {
 	var tools []*sdk.Tool
 	for t, err := range cs.Tools(ctx, nil) {
 		if err != nil {
-			if isTransportError(err) {
+			broken := isTransportError(err)
+			if broken {
 				d.g.ups.invalidate(c, cs)
 			}
 			if ctx.Err() == context.DeadlineExceeded {
-				return nil, fmt.Errorf("no answer within %s", timeout)
+				return nil, false, fmt.Errorf("no answer within %s", timeout)
 			}
-			return nil, err
+			return nil, broken, err
 		}
 		tools = append(tools, t)
 	}
-	return tools, nil
+	return tools, false, nil
 }
 
 // markUnhealthy records a failure seen on the call path, so status shows a

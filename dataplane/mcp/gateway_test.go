@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,6 +41,8 @@ const (
 // protected server would.
 type upstream struct {
 	srv        *httptest.Server
+	handler    atomic.Pointer[http.Handler]
+	newHandler func() http.Handler
 	header     string
 	value      string
 	mu         sync.Mutex
@@ -100,13 +103,13 @@ func newUpstream(t *testing.T, transport routetable.MCPTransport, header, value 
 			}
 			return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "late"}}}, nil
 		})
-	var h http.Handler
-	switch transport {
-	case routetable.MCPSSE:
-		h = sdk.NewSSEHandler(func(*http.Request) *sdk.Server { return s }, nil)
-	default:
-		h = sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return s }, nil)
+	u.newHandler = func() http.Handler {
+		if transport == routetable.MCPSSE {
+			return sdk.NewSSEHandler(func(*http.Request) *sdk.Server { return s }, nil)
+		}
+		return sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return s }, nil)
 	}
+	u.restart()
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.mu.Lock()
 		u.sawHeaders = append(u.sawHeaders, r.Header.Clone())
@@ -115,10 +118,17 @@ func newUpstream(t *testing.T, transport routetable.MCPTransport, header, value 
 			http.Error(w, "upstream: bad credential", http.StatusUnauthorized)
 			return
 		}
-		h.ServeHTTP(w, r)
+		(*u.handler.Load()).ServeHTTP(w, r)
 	}))
 	t.Cleanup(u.srv.Close)
 	return u
+}
+
+// restart replaces the MCP handler: every session the upstream knew is
+// forgotten, as after a pod restart.
+func (u *upstream) restart() {
+	h := u.newHandler()
+	u.handler.Store(&h)
 }
 
 func hashOf(secret string) string {
@@ -783,4 +793,52 @@ func seriesCount(c prometheus.Collector) int {
 	c.Collect(ch)
 	close(ch)
 	return len(ch)
+}
+
+func TestUpstreamRestartIsTransparent(t *testing.T) {
+	f := newFixture(t)
+	alice := f.connect(t, "Authorization", "Bearer "+aliceSecret)
+	if _, err := call(t, alice, "gh__echo", map[string]any{"text": "a"}); err != nil {
+		t.Fatal(err)
+	}
+	f.gh.restart()
+	res, err := call(t, alice, "gh__echo", map[string]any{"text": "b"})
+	if err != nil || text(res) != "echo: b" {
+		t.Fatalf("call after the upstream forgot its sessions: %v %v", res, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.gw.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.gw.ServerStatus()[0]; !st.Healthy {
+		t.Errorf("status after restart: %+v", st)
+	}
+}
+
+func TestSSEUpstreamDown(t *testing.T) {
+	f := newFixture(t)
+	bob := f.connect(t, "x-api-key", bobSecret)
+	if _, err := call(t, bob, "fs__echo", map[string]any{"text": "a"}); err != nil {
+		t.Fatal(err)
+	}
+	f.fs.srv.CloseClientConnections()
+	f.fs.srv.Close()
+	start := time.Now()
+	_, err := call(t, bob, "fs__echo", map[string]any{"text": "b"})
+	var werr *jsonrpc.Error
+	if !errors.As(err, &werr) || werr.Code != CodeUpstreamUnavailable || !strings.Contains(werr.Message, "tools/files is unavailable") {
+		t.Fatalf("call to a dead SSE upstream: %v", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("took %s", took)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.gw.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.gw.ServerStatus()[1]; st.ID != "tools/files" || st.Healthy {
+		t.Errorf("files status: %+v", st)
+	}
 }
