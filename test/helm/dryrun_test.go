@@ -141,7 +141,7 @@ func TestPodSecurityAdmissionIsEnforced(t *testing.T) {
 		"metadata": map[string]any{"name": "root", "namespace": "psa-probe"},
 		"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
 			"automountServiceAccountToken": false,
-			"containers": []any{map[string]any{"name": "c", "image": "busybox", "securityContext": map[string]any{"privileged": true}}},
+			"containers":                   []any{map[string]any{"name": "c", "image": "busybox", "securityContext": map[string]any{"privileged": true}}},
 		}}},
 	}}
 	sa := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": map[string]any{"name": "default", "namespace": "psa-probe"}}}
