@@ -11,8 +11,9 @@ import (
 	"tollgate.dev/tollgate/dataplane/translate"
 )
 
-// ChatResponse parses a non-streaming /api/chat answer: thinking becomes
-// reasoning_content (never content), tool calls get stable ids and string
+// ChatResponse parses a non-streaming /api/chat answer: thinking (and a
+// leading <think> block in content) becomes reasoning_content, never
+// content; tool calls get stable ids and string
 // arguments, done_reason becomes finish_reason ("tool_calls" when the
 // message calls tools) and prompt_eval_count / eval_count become usage. A
 // 2xx body carrying {"error": ...} is returned as *openai.APIError.
@@ -24,9 +25,13 @@ func (Translator) ChatResponse(body []byte, _ translate.Target, meta translate.S
 	if hasValue(r.Error) {
 		return nil, streamError(r.Error)
 	}
-	msg := openai.Message{Role: openai.RoleAssistant, ReasoningContent: r.Message.Thinking}
-	if r.Message.Content != "" || len(r.Message.ToolCalls) == 0 {
-		msg.Content = openai.TextContent(r.Message.Content)
+	var split thinkSplitter
+	reasoning, content := split.feed(r.Message.Content)
+	r2, c2 := split.flush()
+	reasoning, content = r.Message.Thinking+reasoning+r2, content+c2
+	msg := openai.Message{Role: openai.RoleAssistant, ReasoningContent: reasoning}
+	if content != "" || len(r.Message.ToolCalls) == 0 {
+		msg.Content = openai.TextContent(content)
 	}
 	ids := newCallIDs(meta.ID)
 	for i := range r.Message.ToolCalls {

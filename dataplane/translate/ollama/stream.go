@@ -11,7 +11,8 @@ import (
 )
 
 // ChatStream translates an /api/chat NDJSON stream. Each line with text
-// becomes one chunk (thinking as reasoning_content, content as content);
+// becomes one chunk (thinking, and a leading <think> block in content, as
+// reasoning_content; the rest as content);
 // tool calls, which Ollama sends whole, become one delta each with id,
 // name and complete arguments. The line with "done": true yields the
 // finish chunk and then the usage chunk; a stream that ends without it is
@@ -31,6 +32,7 @@ type streamReader struct {
 	ids     callIDs
 	started bool
 	calls   int
+	split   thinkSplitter
 	queue   []*openai.ChatChunk
 	head    int
 	err     error
@@ -118,15 +120,23 @@ func (s *streamReader) translate(r *streamLine) error {
 		return streamError(r.Error)
 	}
 	m := &r.Message
-	if m.Thinking != "" || m.Content != "" || len(m.ToolCalls) > 0 {
+	reasoning, content := s.split.feed(m.Content)
+	if r.Done {
+		r2, c2 := s.split.flush()
+		reasoning, content = reasoning+r2, content+c2
+	}
+	if m.Thinking != "" {
+		reasoning = m.Thinking + reasoning
+	}
+	if reasoning != "" || content != "" || len(m.ToolCalls) > 0 {
 		b := s.box()
 		c, ch := &b.c, &b.ch[0]
-		if m.Thinking != "" {
-			b.reasoning = m.Thinking
+		if reasoning != "" {
+			b.reasoning = reasoning
 			ch.Delta.ReasoningContent = &b.reasoning
 		}
-		if m.Content != "" {
-			b.content = m.Content
+		if content != "" {
+			b.content = content
 			ch.Delta.Content = &b.content
 		}
 		for i := range m.ToolCalls {
