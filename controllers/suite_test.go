@@ -30,8 +30,8 @@ import (
 // publisher's replicas, so they do not run in parallel.
 var (
 	testRestConfig *rest.Config
-	k8sClient  client.Client // uncached, straight to the API server
-	fakePub    = newFakePublisher()
+	k8sClient      client.Client // uncached, straight to the API server
+	fakePub        = newFakePublisher()
 )
 
 func TestMain(m *testing.M) {
