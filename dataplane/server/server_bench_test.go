@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"tollgate.dev/tollgate/dataplane/guard"
 	"tollgate.dev/tollgate/dataplane/routetable"
 	"tollgate.dev/tollgate/dataplane/server"
 	"tollgate.dev/tollgate/dataplane/translate/providers"
@@ -18,8 +19,8 @@ import (
 )
 
 // The whole-request benchmarks run the public handler (auth, parse,
-// validate, route, translate, upstream round trip, response translation,
-// metrics) against upstream.Transport, which answers from memory: no
+// validate, sensitive-data guard, route, translate, upstream round trip,
+// response translation, metrics) against upstream.Transport, which answers from memory: no
 // sockets, so only the gateway's own work is measured. The load harness
 // (go run ./test/bench) measures the same paths over loopback.
 
@@ -56,6 +57,7 @@ func benchServer(b *testing.B) http.Handler {
 		Translators: providers.For,
 		Client:      &http.Client{Transport: upstream.Transport{}},
 		Log:         logr.Discard(),
+		Guard:       guard.New(nil), // as dataplane.Run wires it
 	})
 	if err := s.SetTable(benchTable(0)); err != nil {
 		b.Fatal(err)

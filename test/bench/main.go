@@ -12,9 +12,9 @@
 //	go run ./test/bench -write docs/benchmarks.md
 //
 // The gateway runs as `bin/tollgate dataplane --config <dir>` (file mode,
-// generated manifests) when that binary builds (-gateway binary), else as
-// this program re-executed in gateway role with the same wiring
-// (-gateway self). -gateway auto tries the binary first.
+// generated manifests; -gateway binary), or as this program re-executed
+// running dataplane.Run on the same manifests, with a debug listener for
+// pprof (-gateway self). -gateway auto tries the binary first.
 package main
 
 import (
@@ -211,7 +211,7 @@ func (e *environment) startGateway(exe, cfgDir string) error {
 		case mode == "binary":
 			return err
 		default:
-			e.gwNote = "bin/tollgate did not build (" + firstLine(err.Error()) + "), so the gateway ran as the harness in gateway role, wired like dataplane.Run"
+			e.gwNote = "bin/tollgate did not build (" + firstLine(err.Error()) + "), so the gateway ran as the harness re-executed running dataplane.Run in file mode"
 			logf("%s", e.gwNote)
 		}
 	}
@@ -219,7 +219,7 @@ func (e *environment) startGateway(exe, cfgDir string) error {
 	if err != nil {
 		return err
 	}
-	e.gw, e.gwMode = gw, "self: harness in gateway role (server.New + providers.For, file-mode compiler)"
+	e.gw, e.gwMode = gw, "self: this harness re-executed running dataplane.Run in file mode"
 	return nil
 }
 
@@ -304,7 +304,11 @@ func (e *environment) scenarios() (*report, error) {
 	// Warm up every path (connections, translator caches, JIT-free but
 	// allocator and GC pacer settle) and fail fast on a broken setup.
 	for _, k := range []string{"direct", "proxy", "gw-openai", "gw-anthropic", "proxy-stream", "gw-stream"} {
-		st := closedLoop(ep[k], 8, 30*time.Second, 400)
+		n := 400
+		if ep[k].stream {
+			n = 40 // paced streams take half a second each
+		}
+		st := closedLoop(ep[k], 8, 30*time.Second, n)
 		if st.errs > 0 || st.n == 0 {
 			return nil, fmt.Errorf("warm-up of %s: %d of %d requests failed; see the logs in %s", k, st.errs, st.n, e.tmp)
 		}
@@ -349,7 +353,12 @@ func (e *environment) scenarios() (*report, error) {
 			var plateau int64
 			var opened int
 			p := measure("open streams", ep[k].name, sut, func() stats {
-				st, n := openStreams(ep[k], c.streams, func() { plateau = memKiB(sut.pid, "VmRSS") })
+				st, n := openStreams(ep[k], c.streams, func() {
+					plateau = memKiB(sut.pid, "VmRSS")
+					if c.pprofDir != "" && sut == e.gw && e.gw.debug != "" {
+						save(e, "http://"+e.gw.debug+"/debug/pprof/heap", "open-streams.heap.pprof")
+					}
+				})
 				opened = n
 				return st
 			})
@@ -388,7 +397,7 @@ func (r *report) throughput(e *environment, ep map[string]endpoint) {
 				sut = e.gw
 			}
 			var prof func()
-			if e.c.pprofDir != "" && round == 0 && k != "proxy" && e.gw.admin != "" {
+			if e.c.pprofDir != "" && round == 0 && k != "proxy" && e.gw.debug != "" {
 				prof = startProfile(e, k, c.duration)
 			}
 			p := measure("throughput", ep[k].name, sut, func() stats { return closedLoop(ep[k], c.concurrency, c.duration, 0) })
@@ -435,11 +444,11 @@ func startProfile(e *environment, k string, d time.Duration) func() {
 	go func() {
 		defer close(done)
 		secs := max(int(d.Seconds())-1, 1)
-		save(e, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", e.gw.admin, secs), k+".cpu.pprof")
+		save(e, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", e.gw.debug, secs), k+".cpu.pprof")
 	}()
 	return func() {
 		<-done
-		save(e, "http://"+e.gw.admin+"/debug/pprof/allocs", k+".allocs.pprof")
+		save(e, "http://"+e.gw.debug+"/debug/pprof/allocs", k+".allocs.pprof")
 	}
 }
 
@@ -498,15 +507,15 @@ type gwState struct {
 
 func (e *environment) gwState() gwState {
 	var s gwState
-	if e.gw.admin != "" {
-		m := scrape("http://"+e.gw.admin+"/debug/gc", "go_goroutines", "go_memstats_heap_inuse_bytes")
-		if len(m) == 2 {
-			s.gced = true
-		} else {
-			m = scrape("http://"+e.gw.admin+"/metrics", "go_goroutines", "go_memstats_heap_inuse_bytes")
-		}
-		s.goroutines, s.heap = int(m["go_goroutines"]), m["go_memstats_heap_inuse_bytes"]
+	var m map[string]float64
+	switch {
+	case e.gw.debug != "":
+		m = scrape("http://"+e.gw.debug+"/debug/gc", "go_goroutines", "go_memstats_heap_inuse_bytes")
+		s.gced = len(m) == 2
+	case e.gw.admin != "":
+		m = scrape("http://"+e.gw.admin+"/metrics", "go_goroutines", "go_memstats_heap_inuse_bytes")
 	}
+	s.goroutines, s.heap = int(m["go_goroutines"]), m["go_memstats_heap_inuse_bytes"]
 	s.rssKiB = memKiB(e.gw.pid, "VmRSS")
 	return s
 }

@@ -78,8 +78,15 @@ func (r *report) evaluate() {
 			parts = append(parts, fmt.Sprintf("%.2f", x))
 		}
 		note, ok := errsNote(r.tput[k].st, r.tput["proxy"].st)
+		gw, px := r.tput[k], r.tput["proxy"]
+		eff := ""
+		if gw.cpuPer1k() > 0 {
+			// What the ratio would be if the pinned core were the only
+			// limit: robust against a client- or neighbour-bound run.
+			eff = fmt.Sprintf("; CPU per request %.3f vs %.3f ms, i.e. %.2fx", gw.cpuPer1k(), px.cpuPer1k(), px.cpuPer1k()/gw.cpuPer1k())
+		}
 		add(target, fmt.Sprintf(">= %.2fx plain proxy", goal),
-			fmt.Sprintf("%.2fx (%.0f vs %.0f req/s; rounds %s)%s", v, r.tput[k].st.rps(), r.tput["proxy"].st.rps(), strings.Join(parts, ", "), note),
+			fmt.Sprintf("%.2fx (%.0f vs %.0f req/s; rounds %s%s)%s", v, gw.st.rps(), px.st.rps(), strings.Join(parts, ", "), eff, note),
 			ok && v >= goal)
 	}
 	ratio("gw-openai", fmt.Sprintf("OpenAI passthrough throughput, concurrency %d", r.c.concurrency), 0.85)

@@ -3,9 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,14 +19,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"tollgate.dev/tollgate/controllers/compiler"
-	"tollgate.dev/tollgate/dataplane/server"
-	"tollgate.dev/tollgate/dataplane/translate/media"
-	"tollgate.dev/tollgate/dataplane/translate/providers"
+	"tollgate.dev/tollgate/dataplane"
 	"tollgate.dev/tollgate/test/bench/upstream"
 )
 
@@ -98,51 +90,15 @@ func serveProxy(up string) error {
 	return (&http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}).Serve(l)
 }
 
-// serveGateway runs the data plane the way `tollgate dataplane --config`
-// wires it (dataplane.Run): the same compiler on the same manifests, the
-// same server options, Prometheus registry with Go and process collectors.
-// Its admin listener adds /debug/pprof and /debug/gc for the harness.
+// serveGateway runs the data plane exactly as `tollgate dataplane --config`
+// does (dataplane.Run in file mode), plus a debug listener with
+// /debug/pprof and /debug/gc for the harness.
 func serveGateway(dir string) error {
-	in, err := compiler.LoadManifests(dir)
-	if err != nil {
-		return err
-	}
-	out := compiler.Compile(in)
-	for _, v := range out.Verdicts {
-		if !v.InTable {
-			fmt.Fprintf(os.Stderr, "manifest not in table: %s: %s %s\n", v.Ref, v.Accepted.Message, v.ResolvedRefs.Message)
-		}
-	}
-	if out.Err != nil {
-		return out.Err
-	}
-	if out.Table == nil {
-		return errors.New("no routing table compiled")
-	}
-	log := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv := server.New(server.Options{
-		Translators:  providers.For,
-		Media:        media.NewFetcher(30*time.Second, media.DefaultMaxBytes, false),
-		Log:          log,
-		MaxBodyBytes: 32 << 20,
-		Metrics:      server.NewMetrics(reg),
-	})
-	if err := srv.SetTable(out.Table); err != nil {
-		return err
-	}
-	pub, err := listenLoopback()
-	if err != nil {
-		return err
-	}
-	adm, err := listenLoopback()
+	dbg, err := listenLoopback()
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/gc", func(w http.ResponseWriter, _ *http.Request) {
@@ -152,12 +108,16 @@ func serveGateway(dir string) error {
 		runtime.ReadMemStats(&ms)
 		fmt.Fprintf(w, "go_memstats_heap_inuse_bytes %d\ngo_goroutines %d\n", ms.HeapInuse, runtime.NumGoroutine())
 	})
-	go func() {
-		_ = (&http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}).Serve(adm)
-	}()
-	announce(pub.Addr().String(), adm.Addr().String())
-	public := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
-	return public.Serve(pub)
+	go func() { _ = (&http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}).Serve(dbg) }()
+	log := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return dataplane.Run(context.Background(), dataplane.Options{
+		Listen:        "127.0.0.1:0",
+		AdminListen:   "127.0.0.1:0",
+		ConfigDir:     dir,
+		ShutdownGrace: time.Second,
+		MaxBodyBytes:  32 << 20,
+		Ready:         func(pub, admin string) { announce(pub, admin, dbg.Addr().String()) },
+	}, log)
 }
 
 // child is a running role process.
@@ -165,7 +125,8 @@ type child struct {
 	name  string
 	cmd   *exec.Cmd
 	addr  string // public address
-	admin string // admin address, "" when none
+	admin string // admin address (/metrics, /readyz), "" when none
+	debug string // self mode: /debug/pprof and /debug/gc
 	pid   int
 }
 
@@ -212,6 +173,9 @@ func startChild(name string, env []string, cpu int, logDir string, argv ...strin
 		c.addr = f[1]
 		if len(f) > 2 && f[2] != "-" {
 			c.admin = f[2]
+		}
+		if len(f) > 3 {
+			c.debug = f[3]
 		}
 	case <-time.After(60 * time.Second):
 		c.stop()
