@@ -240,6 +240,9 @@ func keyIn(t *testing.T, ns string, vk *v1alpha1.VirtualKey) string {
 	if !strings.HasPrefix(key, KeyPrefix) || len(key) != 46 {
 		t.Fatalf("key has %d characters and prefix %q; want tg- and 46", len(key), key[:min(3, len(key))])
 	}
+	if s.Immutable == nil || !*s.Immutable {
+		t.Error("key Secret is not immutable")
+	}
 	if !metav1.IsControlledBy(&s, vk) {
 		t.Errorf("key Secret is not controlled by the VirtualKey: %+v", s.OwnerReferences)
 	}
