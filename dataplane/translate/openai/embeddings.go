@@ -43,8 +43,8 @@ func (t *Translator) EmbeddingResponse(body []byte, tg translate.Target) (*opena
 		e.Embedding = v
 		e.Object = "embedding"
 	}
-	if w.Usage != nil && w.Usage.TotalTokens == 0 {
-		w.Usage.TotalTokens = w.Usage.PromptTokens + w.Usage.CompletionTokens
+	if w.Usage != nil {
+		fillTotal(w.Usage)
 	}
 	return &openai.EmbeddingResponse{Object: "list", Data: w.Data, Model: model, Usage: w.Usage}, nil
 }

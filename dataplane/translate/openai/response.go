@@ -65,6 +65,9 @@ func (t *Translator) ChatResponse(body []byte, _ translate.Target, meta translat
 		SystemFingerprint: w.SystemFingerprint,
 		ServiceTier:       w.ServiceTier,
 	}
+	if w.Usage != nil {
+		fillTotal(w.Usage)
+	}
 	ids := newCallIDs(meta.ID)
 	for i := range w.Choices {
 		wc := &w.Choices[i]
@@ -125,6 +128,13 @@ func newCallIDs(responseID string) callIDs {
 
 func (c callIDs) id(choice, index int) string {
 	return c.prefix + strconv.Itoa(choice) + "_" + strconv.Itoa(index)
+}
+
+// fillTotal sets total_tokens when a compatible server leaves it out.
+func fillTotal(u *openai.Usage) {
+	if u.TotalTokens == 0 {
+		u.TotalTokens = u.PromptTokens + u.CompletionTokens
+	}
 }
 
 // hasValue reports whether raw holds a JSON value other than null.

@@ -185,6 +185,7 @@ func (s *streamReader) done() error {
 		return malformed(s.flavor, "stream ended without any choice")
 	}
 	if s.usage != nil {
+		fillTotal(s.usage)
 		s.queue = append(s.queue, &openai.ChatChunk{
 			ID: s.meta.ID, Object: openai.ObjectChatCompletionChunk, Created: s.meta.Created, Model: s.meta.Model,
 			Choices: []openai.ChunkChoice{}, Usage: s.usage,
