@@ -47,20 +47,20 @@ func validateMessages(body []byte, msgs []openai.Message) *openai.APIError {
 	var callIDs map[string]struct{}
 	for i := range msgs {
 		m := &msgs[i]
-		p := fmt.Sprintf("messages[%d]", i)
+		p := func() string { return fmt.Sprintf("messages[%d]", i) }
 		switch m.Role {
 		case openai.RoleSystem, openai.RoleDeveloper, openai.RoleUser, openai.RoleAssistant, openai.RoleTool:
 		case "":
-			return missing(p + ".role")
+			return missing(p() + ".role")
 		case openai.RoleFunction:
-			return invalid(CodeInvalidValue, p+".role",
-				"invalid value for '%s.role': the 'function' role is deprecated and not supported; send the result as a 'tool' message with tool_call_id", p)
+			return invalid(CodeInvalidValue, p()+".role",
+				"invalid value for '%s.role': the 'function' role is deprecated and not supported; send the result as a 'tool' message with tool_call_id", p())
 		default:
-			return invalid(CodeInvalidValue, p+".role",
-				"invalid value for '%s.role': %s. supported values are: 'system', 'developer', 'user', 'assistant' and 'tool'", p, quote(m.Role))
+			return invalid(CodeInvalidValue, p()+".role",
+				"invalid value for '%s.role': %s. supported values are: 'system', 'developer', 'user', 'assistant' and 'tool'", p(), quote(m.Role))
 		}
 		if len(m.ToolCalls) > 0 && m.Role != openai.RoleAssistant {
-			return invalid(CodeInvalidValue, p+".tool_calls", "invalid parameter: '%s.tool_calls' is only allowed on messages with role 'assistant'", p)
+			return invalid(CodeInvalidValue, p()+".tool_calls", "invalid parameter: '%s.tool_calls' is only allowed on messages with role 'assistant'", p())
 		}
 		if err := validateContent(body, i, m); err != nil {
 			return err
@@ -69,15 +69,15 @@ func validateMessages(body []byte, msgs []openai.Message) *openai.APIError {
 		case openai.RoleAssistant:
 			for j := range m.ToolCalls {
 				tc := &m.ToolCalls[j]
-				tp := fmt.Sprintf("%s.tool_calls[%d]", p, j)
+				tp := func() string { return fmt.Sprintf("messages[%d].tool_calls[%d]", i, j) }
 				if tc.ID == "" {
-					return missing(tp + ".id")
+					return missing(tp() + ".id")
 				}
 				if tc.Type != "" && tc.Type != "function" {
-					return invalid(CodeInvalidValue, tp+".type", "invalid value for '%s.type': %s. supported values are: 'function'", tp, quote(tc.Type))
+					return invalid(CodeInvalidValue, tp()+".type", "invalid value for '%s.type': %s. supported values are: 'function'", tp(), quote(tc.Type))
 				}
 				if tc.Function.Name == "" {
-					return missing(tp + ".function.name")
+					return missing(tp() + ".function.name")
 				}
 				if callIDs == nil {
 					callIDs = make(map[string]struct{}, 4)
@@ -86,11 +86,11 @@ func validateMessages(body []byte, msgs []openai.Message) *openai.APIError {
 			}
 		case openai.RoleTool:
 			if m.ToolCallID == "" {
-				return missing(p + ".tool_call_id")
+				return missing(p() + ".tool_call_id")
 			}
 			if _, ok := callIDs[m.ToolCallID]; !ok {
-				return invalid(CodeInvalidValue, p+".tool_call_id",
-					"invalid parameter: '%s.tool_call_id' %s does not match the id of any tool call in an earlier assistant message", p, quote(m.ToolCallID))
+				return invalid(CodeInvalidValue, p()+".tool_call_id",
+					"invalid parameter: '%s.tool_call_id' %s does not match the id of any tool call in an earlier assistant message", p(), quote(m.ToolCallID))
 			}
 		}
 	}
@@ -111,76 +111,76 @@ func allowedParts(role string) (types []string, desc string) {
 }
 
 func validateContent(body []byte, i int, m *openai.Message) *openai.APIError {
-	p := fmt.Sprintf("messages[%d].content", i)
+	p := func() string { return fmt.Sprintf("messages[%d].content", i) }
 	c := &m.Content
 	if c.Kind == openai.ContentNull {
 		if m.Role == openai.RoleAssistant && (len(m.ToolCalls) > 0 || m.Refusal != "") {
 			return nil
 		}
 		if m.Role == openai.RoleAssistant {
-			return invalid(CodeMissingParameter, p, "missing required parameter: '%s' (an assistant message needs content, tool_calls or refusal)", p)
+			return invalid(CodeMissingParameter, p(), "missing required parameter: '%s' (an assistant message needs content, tool_calls or refusal)", p())
 		}
-		return missing(p)
+		return missing(p())
 	}
 	if c.Kind != openai.ContentParts {
 		return nil
 	}
 	if len(c.Parts) == 0 && !(m.Role == openai.RoleAssistant && len(m.ToolCalls) > 0) {
-		return invalid(CodeEmptyArray, p, "invalid '%s': empty array. expected an array with minimum length 1, but got an empty array instead", p)
+		return invalid(CodeEmptyArray, p(), "invalid '%s': empty array. expected an array with minimum length 1, but got an empty array instead", p())
 	}
 	allowed, desc := allowedParts(m.Role)
 	for j := range c.Parts {
 		part := &c.Parts[j]
-		pp := fmt.Sprintf("%s[%d]", p, j)
+		pp := func() string { return fmt.Sprintf("messages[%d].content[%d]", i, j) }
 		if part.Type == "" {
-			return missing(pp + ".type")
+			return missing(pp() + ".type")
 		}
 		ok := false
 		for _, a := range allowed {
 			ok = ok || part.Type == a
 		}
 		if !ok {
-			return invalid(CodeInvalidValue, pp+".type", "invalid value for '%s.type': %s. supported values for role '%s' are: %s",
-				pp, quote(part.Type), m.Role, desc)
+			return invalid(CodeInvalidValue, pp()+".type", "invalid value for '%s.type': %s. supported values for role '%s' are: %s",
+				pp(), quote(part.Type), m.Role, desc)
 		}
 		switch part.Type {
 		case openai.PartText:
 			if part.Text == "" && !partHasKey(body, i, j, "text") {
-				return missing(pp + ".text")
+				return missing(pp() + ".text")
 			}
 		case openai.PartRefusal:
 			if part.Refusal == "" && !partHasKey(body, i, j, "refusal") {
-				return missing(pp + ".refusal")
+				return missing(pp() + ".refusal")
 			}
 		case openai.PartImageURL:
 			if part.ImageURL == nil {
-				return missing(pp + ".image_url")
+				return missing(pp() + ".image_url")
 			}
 			if part.ImageURL.URL == "" {
-				return missing(pp + ".image_url.url")
+				return missing(pp() + ".image_url.url")
 			}
 			switch part.ImageURL.Detail {
 			case "", "auto", "low", "high":
 			default:
-				return invalid(CodeInvalidValue, pp+".image_url.detail", "invalid value for '%s.image_url.detail': %s. supported values are: 'auto', 'low' and 'high'",
-					pp, quote(part.ImageURL.Detail))
+				return invalid(CodeInvalidValue, pp()+".image_url.detail", "invalid value for '%s.image_url.detail': %s. supported values are: 'auto', 'low' and 'high'",
+					pp(), quote(part.ImageURL.Detail))
 			}
 		case openai.PartInputAudio:
 			if part.InputAudio == nil {
-				return missing(pp + ".input_audio")
+				return missing(pp() + ".input_audio")
 			}
 			if part.InputAudio.Data == "" {
-				return missing(pp + ".input_audio.data")
+				return missing(pp() + ".input_audio.data")
 			}
 			if part.InputAudio.Format == "" {
-				return missing(pp + ".input_audio.format")
+				return missing(pp() + ".input_audio.format")
 			}
 		case openai.PartFile:
 			if part.File == nil {
-				return missing(pp + ".file")
+				return missing(pp() + ".file")
 			}
 			if part.File.FileData == "" && part.File.FileID == "" {
-				return invalid(CodeMissingParameter, pp+".file", "missing required parameter: '%s.file' needs 'file_data' or 'file_id'", pp)
+				return invalid(CodeMissingParameter, pp()+".file", "missing required parameter: '%s.file' needs 'file_data' or 'file_id'", pp())
 			}
 		}
 	}
@@ -223,27 +223,27 @@ func validName(name string) bool {
 func validateTools(req *openai.ChatRequest) *openai.APIError {
 	for i := range req.Tools {
 		t := &req.Tools[i]
-		p := fmt.Sprintf("tools[%d]", i)
+		p := func() string { return fmt.Sprintf("tools[%d]", i) }
 		if t.Type == "" {
-			return missing(p + ".type")
+			return missing(p() + ".type")
 		}
 		if t.Type != "function" {
-			return invalid(CodeInvalidValue, p+".type", "invalid value for '%s.type': %s. supported values are: 'function'", p, quote(t.Type))
+			return invalid(CodeInvalidValue, p()+".type", "invalid value for '%s.type': %s. supported values are: 'function'", p(), quote(t.Type))
 		}
 		if t.Function.Name == "" {
-			return missing(p + ".function.name")
+			return missing(p() + ".function.name")
 		}
 		if !validName(t.Function.Name) {
-			return invalid(CodeInvalidValue, p+".function.name",
+			return invalid(CodeInvalidValue, p()+".function.name",
 				"invalid '%s.function.name': %s. expected a string of at most %d characters matching the pattern '^[a-zA-Z0-9_-]+$'",
-				p, quote(t.Function.Name), MaxFunctionNameLen)
+				p(), quote(t.Function.Name), MaxFunctionNameLen)
 		}
 		params := bytes.TrimSpace(t.Function.Parameters)
 		switch {
 		case len(params) == 0 || bytes.Equal(params, []byte("null")):
 			t.Function.Parameters = nil
 		case params[0] != '{':
-			return invalid(CodeInvalidType, p+".function.parameters", "invalid type for '%s.function.parameters': expected an object (a JSON Schema)", p)
+			return invalid(CodeInvalidType, p()+".function.parameters", "invalid type for '%s.function.parameters': expected an object (a JSON Schema)", p())
 		}
 	}
 	tc := req.ToolChoice
