@@ -136,7 +136,14 @@ func (g *Gateway) callTool(ctx context.Context, c *caller, session string, p *sd
 	default:
 		rec.Outcome = OutcomeOK
 	}
-	g.finish(&rec, start, s, p.Arguments, p.Name)
+	// A name the upstream never offered is labelled "unknown", so made-up
+	// names forwarded to a server without an allow list cannot grow the
+	// metric without bound.
+	label := p.Name
+	if !g.disc.known(s, cand.upstream) {
+		label = "unknown"
+	}
+	g.finish(&rec, start, s, p.Arguments, label)
 	if err != nil {
 		return nil, err
 	}

@@ -55,7 +55,7 @@ func (u *upstream) headers() []http.Header {
 	return slices.Clone(u.sawHeaders)
 }
 
-func newUpstream(t *testing.T, transport routetable.MCPTransport, header, value string) *upstream {
+func newUpstream(t testing.TB, transport routetable.MCPTransport, header, value string) *upstream {
 	t.Helper()
 	u := &upstream{header: header, value: value}
 	s := sdk.NewServer(&sdk.Implementation{Name: "upstream", Version: "test"}, nil)
@@ -268,7 +268,7 @@ func (t *teeWriter) Flush() {
 	}
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{
 		gh:       newUpstream(t, routetable.MCPStreamableHTTP, ghHeader, ghValue),
