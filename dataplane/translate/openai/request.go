@@ -218,7 +218,8 @@ type azureChatBody struct {
 //
 //   - all: model replaced by the target model (omitted for Azure);
 //     stream_options is {"include_usage":true} on streams and absent
-//     otherwise; reasoning_signature (Tollgate-only) is dropped;
+//     otherwise; reasoning_signature (Tollgate-only) is dropped, and so
+//     are empty text parts (they would go out without their text);
 //   - OpenAI: max_tokens moves to max_completion_tokens (unless that is
 //     set); reasoning_content is dropped from history (OpenAI rejects it);
 //   - Azure: reasoning_content and metadata are dropped; developer
@@ -268,7 +269,8 @@ func (t *Translator) historyFor(msgs []openai.Message) []openai.Message {
 	needs := func(m *openai.Message) bool {
 		return m.ReasoningSignature != "" ||
 			(dropReasoning && m.ReasoningContent != "") ||
-			(mapDeveloper && m.Role == openai.RoleDeveloper)
+			(mapDeveloper && m.Role == openai.RoleDeveloper) ||
+			hasEmptyText(m.Content)
 	}
 	first := -1
 	for i := range msgs {
@@ -291,6 +293,36 @@ func (t *Translator) historyFor(msgs []openai.Message) []openai.Message {
 		if mapDeveloper && m.Role == openai.RoleDeveloper {
 			m.Role = openai.RoleSystem
 		}
+		if hasEmptyText(m.Content) {
+			m.Content = withoutEmptyText(m.Content)
+		}
 	}
 	return out
+}
+
+// hasEmptyText reports a text part with empty text. Such a part is valid
+// but would be sent as {"type":"text"} (the schema omits empty text),
+// which upstream rejects; it contributes nothing, so it is dropped.
+func hasEmptyText(c openai.Content) bool {
+	for i := range c.Parts {
+		if c.Parts[i].Type == openai.PartText && c.Parts[i].Text == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// withoutEmptyText returns c without empty text parts; a content left with
+// no part becomes the empty string.
+func withoutEmptyText(c openai.Content) openai.Content {
+	parts := make([]openai.ContentPart, 0, len(c.Parts))
+	for _, p := range c.Parts {
+		if p.Type != openai.PartText || p.Text != "" {
+			parts = append(parts, p)
+		}
+	}
+	if len(parts) == 0 {
+		return openai.TextContent("")
+	}
+	return openai.PartsContent(parts...)
 }
