@@ -147,10 +147,12 @@ func (d *discoverer) run(fp string) {
 			return
 		}
 		e.checked = now
+		changed := false
 		if err != nil {
 			e.healthy = false
 			e.message = "tools/list failed: " + newScrubber(s).String(err.Error())
 		} else {
+			changed = !sameNames(e.tools, tools)
 			e.tools, e.healthy = tools, true
 			e.message = ""
 		}
@@ -162,11 +164,17 @@ func (d *discoverer) run(fp string) {
 		if e.again && d.g.ctx.Err() == nil {
 			e.again = false
 			d.mu.Unlock()
+			if changed {
+				d.g.notifyToolsChanged()
+			}
 			continue
 		}
 		e.running = false
 		msg := e.message
 		d.mu.Unlock()
+		if changed {
+			d.g.notifyToolsChanged()
+		}
 		if err != nil {
 			d.g.log.Info("MCP server unhealthy", "MCPServer", s.ID, "reason", msg)
 		}
@@ -337,4 +345,10 @@ func (d *discoverer) loop(ctx context.Context, interval time.Duration) {
 			d.all()
 		}
 	}
+}
+
+// sameNames reports whether two tool lists name the same tools in the same
+// order. A changed description alone does not notify clients.
+func sameNames(a, b []*sdk.Tool) bool {
+	return slices.EqualFunc(a, b, func(x, y *sdk.Tool) bool { return x.Name == y.Name })
 }

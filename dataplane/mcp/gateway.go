@@ -149,9 +149,9 @@ func NewGateway(opts Options) *Gateway {
 	g.state.Store(&state{table: empty, index: newServerIndex(empty)})
 
 	g.server = sdk.NewServer(&sdk.Implementation{Name: "tollgate", Title: "Tollgate MCP gateway", Version: Version}, &sdk.ServerOptions{
-		// Tools only. The list is computed per request; clients that
-		// cache it re-list on reconnect, so no list_changed promise is made.
-		Capabilities: &sdk.ServerCapabilities{Tools: &sdk.ToolCapabilities{}},
+		// Tools only. The list is computed per request; clients are told
+		// to re-list when a table or an upstream's tools change.
+		Capabilities: &sdk.ServerCapabilities{Tools: &sdk.ToolCapabilities{ListChanged: true}},
 	})
 	g.server.AddReceivingMiddleware(g.toolsMiddleware)
 	streamable := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return g.server }, &sdk.StreamableHTTPOptions{
@@ -194,7 +194,7 @@ func (g *Gateway) SetTable(t *routetable.Table) {
 		t = &routetable.Table{}
 	}
 	st := &state{table: t, index: newServerIndex(t)}
-	g.state.Store(st)
+	prev := g.state.Swap(st)
 	allowed := map[string]map[string]bool{}
 	for i := range t.MCPServers {
 		s := &t.MCPServers[i]
@@ -206,6 +206,27 @@ func (g *Gateway) SetTable(t *routetable.Table) {
 	}
 	g.ups.retire(func(fp, keyID string) bool { return allowed[fp][keyID] })
 	g.disc.sync(t)
+	if prev == nil || prev.table.Version != t.Version || t.Version == "" {
+		g.notifyToolsChanged()
+	}
+}
+
+// placeholderTool is registered and removed at once to make the SDK send
+// notifications/tools/list_changed to every client session (it has no API
+// to send one directly). The middleware answers tools/list and tools/call
+// itself, so no client can ever see or call it.
+const placeholderTool = "tollgate.list-changed"
+
+// notifyToolsChanged tells every client session to list its tools again.
+// The SDK debounces bursts into one notification. Sessions of other keys
+// are told too; re-listing shows them the same list, which costs little
+// and reveals nothing.
+func (g *Gateway) notifyToolsChanged() {
+	g.server.AddTool(&sdk.Tool{Name: placeholderTool, InputSchema: map[string]any{"type": "object"}},
+		func(context.Context, *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+			return nil, errors.New("not a tool")
+		})
+	g.server.RemoveTools(placeholderTool)
 }
 
 // Handler serves MCP Streamable HTTP; mount it at /mcp.

@@ -842,3 +842,45 @@ func TestSSEUpstreamDown(t *testing.T) {
 		t.Errorf("files status: %+v", st)
 	}
 }
+
+func TestClientsAreToldWhenToolsChange(t *testing.T) {
+	f := newFixture(t)
+	changed := make(chan struct{}, 16)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := sdk.NewClient(&sdk.Implementation{Name: "watcher", Version: "1"}, &sdk.ClientOptions{
+		ToolListChangedHandler: func(context.Context, *sdk.ToolListChangedRequest) { changed <- struct{}{} },
+	})
+	cs, err := c.Connect(ctx, &sdk.StreamableClientTransport{
+		Endpoint:   f.front.URL + "/mcp",
+		HTTPClient: &http.Client{Transport: headerTransport{"x-api-key", bobSecret}},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	if init := cs.InitializeResult(); !init.Capabilities.Tools.ListChanged {
+		t.Fatalf("tools capability %+v: want listChanged", init.Capabilities.Tools)
+	}
+	if got := toolNames(t, cs); len(got) != 3 {
+		t.Fatalf("bob sees %v", got)
+	}
+	time.Sleep(200 * time.Millisecond) // let notifications of the first discovery arrive
+	for len(changed) > 0 {
+		<-changed
+	}
+	nt := table(f.gh, f.fs)
+	nt.MCPServers[1].Keys = []string{"team-a/alice"}
+	if err := nt.Finalize(); err != nil {
+		t.Fatal(err)
+	}
+	f.gw.SetTable(nt)
+	select {
+	case <-changed:
+	case <-ctx.Done():
+		t.Fatal("no notifications/tools/list_changed after the table changed")
+	}
+	if got := toolNames(t, cs); len(got) != 0 {
+		t.Errorf("bob sees %v after losing files", got)
+	}
+}
