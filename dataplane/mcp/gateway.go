@@ -232,10 +232,15 @@ func (g *Gateway) notifyToolsChanged() {
 // Handler serves MCP Streamable HTTP; mount it at /mcp.
 func (g *Gateway) Handler() http.Handler { return g.handler }
 
-// Close stops discovery and closes every upstream session. Client sessions
-// end with the HTTP server that serves Handler.
+// Close ends every client session (closing their open streams, so an HTTP
+// server's Shutdown is not held up by idle MCP clients; register it with
+// http.Server.RegisterOnShutdown), stops discovery and closes every upstream
+// session. Calls still running fail; clients retry on another replica.
 func (g *Gateway) Close() error {
 	g.once.Do(func() {
+		for ss := range g.server.Sessions() {
+			_ = ss.Close()
+		}
 		g.cancel()
 		// Barrier: a check that starts after this sees the cancelled
 		// context and does not touch the WaitGroup.

@@ -884,3 +884,21 @@ func TestClientsAreToldWhenToolsChange(t *testing.T) {
 		t.Errorf("bob sees %v after losing files", got)
 	}
 }
+
+func TestCloseEndsClientStreams(t *testing.T) {
+	f := newFixture(t)
+	alice := f.connect(t, "Authorization", "Bearer "+aliceSecret)
+	if got := toolNames(t, alice); len(got) == 0 {
+		t.Fatal("no tools")
+	}
+	// The SDK client holds a standalone GET stream open; after Close the
+	// front server must be able to shut down at once.
+	if err := f.gw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := f.front.Config.Shutdown(ctx); err != nil {
+		t.Errorf("front server shutdown after gateway Close: %v", err)
+	}
+}
