@@ -16,9 +16,12 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -71,8 +74,18 @@ func run(m *testing.M) int {
 	}
 	log := logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctrl.SetLogger(log)
+	// Objects labelled isolatedLabel belong to tests that run their own
+	// controller (Main); this manager does not see them.
+	notIsolated, err := labels.Parse("!" + isolatedLabel)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	mgr, err := ctrl.NewManager(testRestConfig, ctrl.Options{
-		Scheme:                 scheme,
+		Scheme: scheme,
+		Cache:  cache.Options{DefaultLabelSelector: notIsolated},
+		// Main registers a controller of the same name in this process.
+		Controller:             config.Controller{SkipNameValidation: ptr(true)},
 		Logger:                 log,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
@@ -94,6 +107,9 @@ func run(m *testing.M) int {
 	}()
 	return m.Run()
 }
+
+// isolatedLabel marks objects the shared test manager must not see.
+const isolatedLabel = "test.tollgate.dev/isolated"
 
 var namespaceSeq atomic.Int64
 
