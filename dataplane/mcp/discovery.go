@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,12 +23,21 @@ type ServerStatus struct {
 	Healthy bool
 	// Message says why the server is unhealthy, or what was discovered.
 	Message string
-	// Tools are the names clients see ("prefix__tool"), after the server's
-	// allow and deny lists, sorted.
-	Tools []string
+	// Tools are the tools clients see, after the server's allow and deny
+	// lists, sorted by name; they map one to one onto the MCPTool status's
+	// DiscoveredTool.
+	Tools []ToolInfo
 	// CheckedAt is when the server was last checked; zero before the first
 	// check finished.
 	CheckedAt time.Time
+}
+
+// ToolInfo is one exposed tool.
+type ToolInfo struct {
+	// Name as clients see it ("prefix__tool").
+	Name string
+	// Description from the upstream server.
+	Description string
 }
 
 // discovery is the latest tools/list result of one server configuration
@@ -284,13 +294,13 @@ func (g *Gateway) ServerStatus() []ServerStatus {
 			continue
 		}
 		st.Healthy, st.CheckedAt = e.healthy, e.checked
-		st.Tools = []string{}
+		st.Tools = []ToolInfo{}
 		for _, tool := range e.tools {
 			if ToolAllowed(s, tool.Name) {
-				st.Tools = append(st.Tools, ExposedName(s, tool.Name))
+				st.Tools = append(st.Tools, ToolInfo{Name: ExposedName(s, tool.Name), Description: tool.Description})
 			}
 		}
-		slices.Sort(st.Tools)
+		slices.SortFunc(st.Tools, func(a, b ToolInfo) int { return strings.Compare(a.Name, b.Name) })
 		st.Message = e.message
 		if e.healthy {
 			st.Message = fmt.Sprintf("%d tools discovered, %d exposed", len(e.tools), len(st.Tools))

@@ -645,6 +645,10 @@ func TestUpstreamDown(t *testing.T) {
 			t.Errorf("before: %+v", st)
 		}
 	}
+	wantStatus := []ToolInfo{{"gh__echo", "Echoes text."}, {"gh__fail", ""}, {"gh__leak", ""}, {"gh__slow", ""}, {"gh__whoami", ""}}
+	if got := f.gw.ServerStatus()[0].Tools; !slices.Equal(got, wantStatus) {
+		t.Errorf("github tools in status = %v, want %v (delete_repo denied)", got, wantStatus)
+	}
 
 	f.gh.srv.CloseClientConnections()
 	f.gh.srv.Close()
