@@ -195,6 +195,25 @@ type ContentPart struct {
 	Refusal    string      `json:"refusal,omitempty"`
 }
 
+// MarshalJSON keeps the payload field of text and refusal parts even when
+// it is empty: {"type":"text","text":""} is valid, {"type":"text"} is not.
+func (p ContentPart) MarshalJSON() ([]byte, error) {
+	switch p.Type {
+	case "text":
+		return json.Marshal(struct {
+			Type string `json:"type"`
+			Text string `json:"text"`
+		}{p.Type, p.Text})
+	case "refusal":
+		return json.Marshal(struct {
+			Type    string `json:"type"`
+			Refusal string `json:"refusal"`
+		}{p.Type, p.Refusal})
+	}
+	type plain ContentPart
+	return json.Marshal(plain(p))
+}
+
 // ImageURL is an image by http(s) URL or data URL.
 type ImageURL struct {
 	URL    string `json:"url"`

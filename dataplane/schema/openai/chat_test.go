@@ -1,0 +1,28 @@
+package openai
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+func TestContentPartMarshal(t *testing.T) {
+	cases := []struct {
+		part ContentPart
+		want string
+	}{
+		{ContentPart{Type: "text", Text: ""}, `{"type":"text","text":""}`},
+		{ContentPart{Type: "text", Text: "hi"}, `{"type":"text","text":"hi"}`},
+		{ContentPart{Type: "refusal"}, `{"type":"refusal","refusal":""}`},
+		{ContentPart{Type: "image_url", ImageURL: &ImageURL{URL: "https://x/y.png"}}, `{"type":"image_url","image_url":{"url":"https://x/y.png"}}`},
+	}
+	for _, c := range cases {
+		b, err := json.Marshal(c.part)
+		if err != nil || string(b) != c.want {
+			t.Errorf("Marshal(%+v) = %s, %v; want %s", c.part, b, err, c.want)
+		}
+		var back ContentPart
+		if err := json.Unmarshal(b, &back); err != nil || back.Type != c.part.Type || back.Text != c.part.Text {
+			t.Errorf("round trip of %s: %+v, %v", b, back, err)
+		}
+	}
+}
