@@ -75,7 +75,7 @@ func TestRejectedValues(t *testing.T) {
 		{"unknown value", []string{"dataplane.replica=3"}, "additional properties 'replica' not allowed"},
 		{"autoscaler bounds inverted", []string{"dataplane.autoscaling.minReplicas=5", "dataplane.autoscaling.maxReplicas=2"}, "minReplicas must not exceed maxReplicas"},
 		{"short projected token", []string{"pushAuth.tokenExpirationSeconds=60"}, "tokenExpirationSeconds"},
-		{"malformed extra service account", []string{"pushAuth.extraAllowedServiceAccounts={edge/tollgate}"}, "extraAllowedServiceAccounts"},
+		{"malformed extra service account", []string{"pushAuth.extraAllowedServiceAccounts={system:serviceaccount:edge:tollgate}"}, "extraAllowedServiceAccounts"},
 		{"provider egress without ports", []string{"networkPolicy.dataplane.providers[0].name=x", "networkPolicy.dataplane.providers[0].ports=null"}, "ports"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -300,7 +300,7 @@ func TestRenderedManifests(t *testing.T) {
 					t.Errorf("projected token audience %q, controller --push-audience %q", aud, want)
 				}
 				allowed, _ := flagValue(cargs, "push-allowed-serviceaccounts")
-				if !slices.Contains(strings.Split(allowed, ","), "system:serviceaccount:$(POD_NAMESPACE):"+sa.GetName()) {
+				if !slices.Contains(strings.Split(allowed, ","), "$(POD_NAMESPACE)/"+sa.GetName()) {
 					t.Errorf("--push-allowed-serviceaccounts=%s does not name the data plane", allowed)
 				}
 				cr := ix.get(t, "ClusterRole", full+"-controller")

@@ -74,9 +74,12 @@ same args work in any namespace (config/ kustomizations share them).
 {{- printf "http://%s.$(POD_NAMESPACE).svc:%d" (include "tollgate.controller.fullname" .) (int .Values.controller.pushPort) }}
 {{- end }}
 
-{{/* tollgate.allowedServiceAccounts: the identities the controller accepts on the push channel. */}}
+{{/*
+tollgate.allowedServiceAccounts: the service accounts (namespace/name) the
+controller accepts on the push channel.
+*/}}
 {{- define "tollgate.allowedServiceAccounts" -}}
-{{- $sas := list (printf "system:serviceaccount:$(POD_NAMESPACE):%s" (include "tollgate.dataplane.serviceAccountName" .)) }}
+{{- $sas := list (printf "$(POD_NAMESPACE)/%s" (include "tollgate.dataplane.serviceAccountName" .)) }}
 {{- join "," (concat $sas .Values.pushAuth.extraAllowedServiceAccounts) }}
 {{- end }}
 
