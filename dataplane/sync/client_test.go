@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -599,4 +600,50 @@ func TestRunValidatesAndStops(t *testing.T) {
 	if err := (&tgsync.Client{Token: "tok"}).Authorize(req); err != nil || req.Header.Get("Authorization") != "Bearer tok" {
 		t.Errorf("Authorize: %v %q", err, req.Header.Get("Authorization"))
 	}
+}
+
+// TestHTTP2 runs the channel over h2c (prior knowledge) and over TLS with
+// ALPN h2: the stream is full duplex there without any special casing.
+func TestHTTP2(t *testing.T) {
+	for _, mode := range []string{"h2c", "tls"} {
+		t.Run(mode, func(t *testing.T) {
+			logs := &logSink{t: t}
+			s := newServer(logs.logger("controller"), nil)
+			t1 := table(t, 1)
+			s.Publish(t1)
+			var proto atomic.Int32
+			hs := httptestServer(s.Handler(), &proto)
+			var client *http.Client
+			if mode == "h2c" {
+				hs.Config.Protocols = new(http.Protocols)
+				hs.Config.Protocols.SetHTTP1(true)
+				hs.Config.Protocols.SetUnencryptedHTTP2(true)
+				hs.Start()
+				tr := &http.Transport{Protocols: new(http.Protocols)}
+				tr.Protocols.SetUnencryptedHTTP2(true)
+				client = &http.Client{Transport: tr}
+			} else {
+				hs.EnableHTTP2 = true
+				hs.StartTLS()
+				client = hs.Client()
+			}
+			t.Cleanup(func() { hs.CloseClientConnections(); hs.Close() })
+			r := startReplica(t, "dp-0", hs.URL, logs.logger("dataplane"), func(c *tgsync.Client) { c.HTTPClient = client })
+			eventually(t, "t1 acked", func() bool { return ackedBy(s, t1.Version, "dp-0") })
+			t2 := table(t, 2)
+			s.Publish(t2)
+			eventually(t, "t2 acked", func() bool { return ackedBy(s, t2.Version, "dp-0") && r.c.Version() == t2.Version })
+			if p := proto.Load(); p != 2 {
+				t.Errorf("stream used HTTP/%d, want HTTP/2", p)
+			}
+			r.stop(t)
+		})
+	}
+}
+
+func httptestServer(h http.Handler, proto *atomic.Int32) *httptest.Server {
+	return httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proto.Store(int32(r.ProtoMajor))
+		h.ServeHTTP(w, r)
+	}))
 }
