@@ -316,7 +316,7 @@ func (Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // RequestBody is the OpenAI chat request that the load harness and the Go
 // benchmarks send: a system prompt and a user turn of about 1 KiB, like a
-// short RAG-free chat turn.
+// short RAG-free chat turn; streams ask for the usage chunk.
 func RequestBody(model string, stream bool) []byte {
 	v := map[string]any{
 		"model": model,
@@ -328,7 +328,11 @@ func RequestBody(model string, stream bool) []byte {
 		"temperature": 0.2,
 	}
 	if stream {
+		// Usage asked for, as SDKs commonly do; it also keeps the upstream
+		// stream identical whether or not the gateway is in between (the
+		// gateway always asks upstream for usage).
 		v["stream"] = true
+		v["stream_options"] = map[string]any{"include_usage": true}
 	}
 	b, _ := json.Marshal(v)
 	return b
