@@ -51,7 +51,11 @@ func (g *Gateway) toolsMiddleware(next sdk.MethodHandler) sdk.MethodHandler {
 			if r.Session != nil {
 				session = r.Session.ID()
 			}
-			return g.callTool(ctx, c, session, r.Params)
+			res, err := g.callTool(ctx, c, session, r.Params)
+			if err != nil {
+				return nil, err // not a typed nil result
+			}
+			return res, nil
 		}
 		return next(ctx, method, req)
 	}

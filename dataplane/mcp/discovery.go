@@ -62,8 +62,9 @@ type discovery struct {
 // server first appears, and when a server announces that its list changed.
 type discoverer struct {
 	g    *Gateway
-	mu   sync.Mutex
-	byFP map[string]*discovery
+	mu     sync.Mutex
+	byFP   map[string]*discovery
+	closed bool // set by Gateway.Close; no check starts after it
 }
 
 func newDiscoverer(g *Gateway) *discoverer {
@@ -125,8 +126,8 @@ func (d *discoverer) startLocked(fp string, e *discovery) {
 		e.again = true
 		return
 	}
-	if d.g.ctx.Err() != nil {
-		return // closed; Close waits for running checks only
+	if d.closed {
+		return
 	}
 	e.running = true
 	d.g.wg.Add(1)

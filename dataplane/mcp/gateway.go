@@ -82,6 +82,7 @@ type Gateway struct {
 	log     logr.Logger
 	now     func() time.Time
 	state   atomic.Pointer[state]
+	setMu   sync.Mutex // serialises SetTable
 	ups     *upstreams
 	disc    *discoverer
 	audit   *auditor
@@ -193,6 +194,8 @@ func (g *Gateway) SetTable(t *routetable.Table) {
 	if t == nil {
 		t = &routetable.Table{}
 	}
+	g.setMu.Lock()
+	defer g.setMu.Unlock()
 	st := &state{table: t, index: newServerIndex(t)}
 	prev := g.state.Swap(st)
 	allowed := map[string]map[string]bool{}
@@ -242,10 +245,9 @@ func (g *Gateway) Close() error {
 			_ = ss.Close()
 		}
 		g.cancel()
-		// Barrier: a check that starts after this sees the cancelled
-		// context and does not touch the WaitGroup.
+		// After this no check starts, so the WaitGroup only goes down.
 		g.disc.mu.Lock()
-		//nolint:staticcheck // empty critical section on purpose
+		g.disc.closed = true
 		g.disc.mu.Unlock()
 		g.wg.Wait()
 		g.ups.closeAll()
