@@ -61,7 +61,7 @@ type discovery struct {
 // discoverer runs tools/list against every upstream: on a timer, when a
 // server first appears, and when a server announces that its list changed.
 type discoverer struct {
-	g    *Gateway
+	g      *Gateway
 	mu     sync.Mutex
 	byFP   map[string]*discovery
 	closed bool // set by Gateway.Close; no check starts after it
