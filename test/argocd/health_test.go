@@ -23,7 +23,7 @@ func settled(g int64) []metav1.Condition {
 	return []metav1.Condition{
 		cond(v1alpha1.ConditionAccepted, metav1.ConditionTrue, v1alpha1.ReasonAccepted, "Compiled into the routing table", g),
 		cond(v1alpha1.ConditionResolvedRefs, metav1.ConditionTrue, v1alpha1.ReasonResolvedRefs, "All references resolved", g),
-		cond(v1alpha1.ConditionProgrammed, metav1.ConditionTrue, v1alpha1.ReasonProgrammed, "Routing table 9f2c1a acknowledged by 3/3 data-plane replicas", g),
+		cond(v1alpha1.ConditionProgrammed, metav1.ConditionTrue, v1alpha1.ReasonProgrammed, "Acknowledged by 3/3 data-plane replicas", g),
 		cond(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady, "In effect on 3/3 data-plane replicas", g),
 	}
 }
@@ -112,9 +112,16 @@ func kindOf(obj any) string {
 // TestHealth runs every case through health.lua and through the copy
 // argocd-cm.yaml installs for the object's kind.
 func TestHealth(t *testing.T) {
+	// pending is what the controller writes while replicas acknowledge
+	// (Programmed Unknown/Pending) or none is connected (False/NoReplicas);
+	// Ready repeats the first failing condition.
 	pending := func(g int64, reason, msg string) []metav1.Condition {
-		cs := with(settled(g), cond(v1alpha1.ConditionProgrammed, metav1.ConditionFalse, reason, msg, g))
-		return with(cs, cond(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonNotReady, "Not yet programmed: "+msg, g))
+		status := metav1.ConditionUnknown
+		if reason == v1alpha1.ReasonNoReplicas {
+			status = metav1.ConditionFalse
+		}
+		cs := with(settled(g), cond(v1alpha1.ConditionProgrammed, status, reason, msg, g))
+		return with(cs, cond(v1alpha1.ConditionReady, status, reason, "Programmed: "+msg, g))
 	}
 	noGenOnConditions := settled(2)
 	for i := range noGenOnConditions {
@@ -131,9 +138,9 @@ func TestHealth(t *testing.T) {
 		{"route ready", route(3, 3, settled(3)), "Healthy", "In effect on 3/3 data-plane replicas"},
 		{"route ready, generation only on status", route(2, 2, noGenOnConditions), "Healthy", "In effect"},
 		{"route edited, not yet observed", route(4, 3, settled(3)), "Progressing", "observe generation 4 (status describes generation 3)"},
-		{"route programming pending", route(5, 5, pending(5, v1alpha1.ReasonPending, "Routing table 77ab01 acknowledged by 1/3 data-plane replicas")),
-			"Progressing", "Programmed=False (Pending): Routing table 77ab01 acknowledged by 1/3"},
-		{"route with no data plane connected", route(1, 1, pending(1, v1alpha1.ReasonNoReplicas, "No data-plane replica is connected")),
+		{"route programming pending", route(5, 5, pending(5, v1alpha1.ReasonPending, "Acknowledged by 1/3 data-plane replicas")),
+			"Progressing", "Programmed=Unknown (Pending): Acknowledged by 1/3 data-plane replicas"},
+		{"route with no data plane connected", route(1, 1, pending(1, v1alpha1.ReasonNoReplicas, "No data-plane replica is connected to the controller (acknowledged by 0/0 data-plane replicas)")),
 			"Progressing", "Programmed=False (NoReplicas)"},
 		{"route programmed unknown on first visit", route(1, 1, []metav1.Condition{
 			cond(v1alpha1.ConditionAccepted, metav1.ConditionTrue, v1alpha1.ReasonAccepted, "Compiled into the routing table", 1),
@@ -173,7 +180,7 @@ func TestHealth(t *testing.T) {
 			"Degraded", "connection refused"},
 		{"mcp tool unsupported transport", mcpTool(1, 1, with(settled(1), cond(v1alpha1.ConditionAccepted, metav1.ConditionFalse, v1alpha1.ReasonUnsupported, "spec.transport: sse is not supported", 1))),
 			"Degraded", "Accepted=False (Unsupported)"},
-		{"mcp tool being programmed", mcpTool(2, 2, pending(2, v1alpha1.ReasonPending, "Routing table 1c0ffe acknowledged by 0/2 data-plane replicas")),
+		{"mcp tool being programmed", mcpTool(2, 2, pending(2, v1alpha1.ReasonPending, "Acknowledged by 0/2 data-plane replicas")),
 			"Progressing", "0/2"},
 
 		{"virtual key ready", virtualKey(1, 1, false, settled(1)), "Healthy", "In effect"},

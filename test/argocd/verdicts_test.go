@@ -1,6 +1,7 @@
 package argocd
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,30 +40,48 @@ func loadSamples(t *testing.T) compiler.Input {
 	return in
 }
 
-// statusFromVerdict writes conditions from a compiler verdict the way the
-// controller does: Accepted and ResolvedRefs verbatim, Programmed pending
-// until replicas acknowledge, Ready summarising.
-func statusFromVerdict(v compiler.Verdict, programmed bool) []metav1.Condition {
-	g := v.Generation
-	cs := []metav1.Condition{
-		cond(v1alpha1.ConditionAccepted, v.Accepted.Status, v.Accepted.Reason, v.Accepted.Message, g),
-		cond(v1alpha1.ConditionResolvedRefs, v.ResolvedRefs.Status, v.ResolvedRefs.Reason, v.ResolvedRefs.Message, g),
+// statusFromVerdict derives the conditions from a compiler verdict and the
+// replicas that acknowledged it exactly as controllers.conditionsFor does
+// (controllers/status.go; unexported, so mirrored here: keep in step).
+func statusFromVerdict(v compiler.Verdict, acked, total int) []metav1.Condition {
+	c := func(t string, x compiler.Condition) metav1.Condition {
+		return cond(t, x.Status, x.Reason, x.Message, v.Generation)
 	}
+	accepted := c(v1alpha1.ConditionAccepted, v.Accepted)
+	resolved := c(v1alpha1.ConditionResolvedRefs, v.ResolvedRefs)
+	var programmed compiler.Condition
 	switch {
 	case !v.InTable:
-		cs = append(cs,
-			cond(v1alpha1.ConditionProgrammed, metav1.ConditionFalse, v1alpha1.ReasonInvalid, "Not in the routing table", g),
-			cond(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonNotReady, "Not in the routing table", g))
-	case !programmed:
-		cs = append(cs,
-			cond(v1alpha1.ConditionProgrammed, metav1.ConditionFalse, v1alpha1.ReasonPending, "Routing table acknowledged by 1/2 data-plane replicas", g),
-			cond(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonNotReady, "Waiting for data-plane replicas", g))
+		failing := accepted
+		if accepted.Status == metav1.ConditionTrue {
+			failing = resolved
+		}
+		programmed = compiler.Condition{Status: metav1.ConditionFalse, Reason: failing.Reason,
+			Message: "Not in the routing table; see the " + failing.Type + " condition"}
+	case total == 0:
+		programmed = compiler.Condition{Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonNoReplicas,
+			Message: "No data-plane replica is connected to the controller (acknowledged by 0/0 data-plane replicas)"}
+	case acked < total:
+		programmed = compiler.Condition{Status: metav1.ConditionUnknown, Reason: v1alpha1.ReasonPending,
+			Message: fmt.Sprintf("Acknowledged by %d/%d data-plane replicas", acked, total)}
 	default:
-		cs = append(cs,
-			cond(v1alpha1.ConditionProgrammed, metav1.ConditionTrue, v1alpha1.ReasonProgrammed, "Routing table acknowledged by 2/2 data-plane replicas", g),
-			cond(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady, "In effect on 2/2 data-plane replicas", g))
+		programmed = compiler.Condition{Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonProgrammed,
+			Message: fmt.Sprintf("Acknowledged by %d/%d data-plane replicas", acked, total)}
 	}
-	return cs
+	prog := c(v1alpha1.ConditionProgrammed, programmed)
+	ready := cond(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady, fmt.Sprintf("In effect on %d/%d data-plane replicas", acked, total), v.Generation)
+	for _, x := range []metav1.Condition{accepted, resolved, prog} {
+		if x.Status != metav1.ConditionTrue {
+			ready.Status = metav1.ConditionFalse
+			if x.Status == metav1.ConditionUnknown {
+				ready.Status = metav1.ConditionUnknown
+			}
+			ready.Reason = x.Reason
+			ready.Message = x.Type + ": " + x.Message
+			break
+		}
+	}
+	return []metav1.Condition{accepted, resolved, prog, ready}
 }
 
 // objectFor returns the sample object of a verdict with the given status.
@@ -121,8 +140,9 @@ func TestHealthOfCompilerVerdicts(t *testing.T) {
 				if v.Generation == 0 {
 					v.Generation = 1
 				}
-				for _, programmed := range []bool{false, true} {
-					cs := statusFromVerdict(v, programmed)
+				for _, replicas := range []struct{ acked, total int }{{0, 0}, {1, 3}, {3, 3}} {
+					programmed := replicas.total > 0 && replicas.acked == replicas.total
+					cs := statusFromVerdict(v, replicas.acked, replicas.total)
 					got := runHealth(t, script, objectFor(t, in, v, cs))
 					switch {
 					case v.Accepted.Status == metav1.ConditionFalse:
