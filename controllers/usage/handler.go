@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -281,7 +282,11 @@ func (h *Handler) foldAndWrite(ctx context.Context, nn types.NamespacedName, es 
 			return nil, err
 		}
 		team := h.teamView(ctx, vk, written)
+		before := vk.Status.Usage.DeepCopy()
 		fold(vk, es, now, h.opts.GrantTTL, h.opts.FoldAfter, team)
+		if unchanged(before, vk.Status.Usage, now, h.opts.GrantTTL/3) {
+			return vk, nil // only timestamps moved, and recently written: skip the write
+		}
 		err := h.opts.Client.Status().Update(ctx, vk)
 		if err == nil {
 			return vk, nil
@@ -406,3 +411,22 @@ func addCounters(dst, c *v1alpha1.UsageCounters) {
 }
 
 func mt(t time.Time) *metav1.Time { v := metav1.NewTime(t.UTC()); return &v }
+
+// unchanged reports whether a fold changed nothing but timestamps, and the
+// timestamps in status are younger than fresh (so activity stays visible to
+// the grant TTL and compaction after a controller restart).
+func unchanged(before, after *v1alpha1.UsageStatus, now time.Time, fresh time.Duration) bool {
+	if before == nil || after == nil || before.LastUpdated == nil || now.Sub(before.LastUpdated.Time) >= fresh ||
+		len(before.Reporters) != len(after.Reporters) {
+		return false
+	}
+	b, a := before.DeepCopy(), after.DeepCopy()
+	b.LastUpdated, a.LastUpdated = nil, nil
+	for i := range b.Reporters {
+		if now.Sub(b.Reporters[i].LastReport.Time) >= fresh {
+			return false
+		}
+		b.Reporters[i].LastReport, a.Reporters[i].LastReport = metav1.Time{}, metav1.Time{}
+	}
+	return equality.Semantic.DeepEqual(b, a)
+}

@@ -123,8 +123,10 @@ func (r *reporter) build(all bool) *Report {
 		if ks.src != nil {
 			ks.derive(ks.src, now)
 		}
-		budgeted := ks.key.limit > 0 || (ks.hasTeam && ks.tm.limit > 0)
-		if ks.src == nil || !(ks.dirty || budgeted || all || ks.lastAck.IsZero()) {
+		// A budgeted key with nothing new is still reported now and then,
+		// so its allowance stays fresh without a status write per interval.
+		refresh := (ks.key.limit > 0 || (ks.hasTeam && ks.tm.limit > 0)) && now.Sub(ks.lastAck) >= m.opts.AllowanceTTL/3
+		if ks.src == nil || !(ks.dirty || refresh || all || ks.lastAck.IsZero()) {
 			ks.mu.Unlock()
 			continue
 		}
