@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"tollgate.dev/tollgate/dataplane/guard"
+	"tollgate.dev/tollgate/dataplane/metering"
 	"tollgate.dev/tollgate/dataplane/routetable"
 	"tollgate.dev/tollgate/dataplane/server"
 	"tollgate.dev/tollgate/dataplane/translate/providers"
@@ -29,7 +31,9 @@ const benchKey = "tg-bench-0123456789abcdefghijklmnopqrstuvwxyzABCDEF"
 // benchTable routes bench-<dialect> to a provider of that dialect; the
 // stream variants reach the upstream with a 50-chunk profile.
 func benchTable(extraKeys int) *routetable.Table {
-	t := &routetable.Table{Keys: []routetable.Key{{ID: "bench/app", Namespace: "bench", Name: "app", Team: "bench", Hash: server.HashKey(benchKey)}}}
+	t := &routetable.Table{Keys: []routetable.Key{{ID: "bench/app", Namespace: "bench", Name: "app", Team: "bench", Hash: server.HashKey(benchKey),
+		Budget:     &routetable.Budget{Amount: "1000000000", Currency: "USD", Period: routetable.PeriodMonthly},
+		TeamBudget: &routetable.Budget{Amount: "1000000000", Currency: "USD", Period: routetable.PeriodMonthly}}}}
 	for i := range extraKeys {
 		k := fmt.Sprintf("tg-other-%040d", i)
 		t.Keys = append(t.Keys, routetable.Key{ID: fmt.Sprintf("bench/k%d", i), Namespace: "bench", Name: fmt.Sprintf("k%d", i), Team: "bench", Hash: server.HashKey(k)})
@@ -40,7 +44,8 @@ func benchTable(extraKeys int) *routetable.Table {
 	}{{"openai", routetable.ProviderOpenAI}, {"anthropic", routetable.ProviderAnthropic}} {
 		t.Providers = append(t.Providers, routetable.Provider{ID: "bench/" + p.name, Namespace: "bench", Name: p.name, Type: p.typ,
 			BaseURL: "http://upstream.invalid/u/50/0s", Locality: routetable.LocalityExternal, APIKey: "sk-bench-" + p.name,
-			DefaultMaxTokens: 1024, Currency: "USD"})
+			DefaultMaxTokens: 1024, Currency: "USD",
+			Models: []routetable.Model{{Name: "upstream-" + p.name, InputPrice: "2.00", OutputPrice: "8.00", CacheReadPrice: "0.50"}}})
 		model := "bench-" + p.name
 		t.Routes = append(t.Routes, routetable.Route{ID: "bench/" + model, Namespace: "bench", Name: model, Model: model,
 			Targets: []routetable.Target{{Provider: "bench/" + p.name, Model: "upstream-" + p.name, Weight: 1}}, Retry: routetable.Retry{Attempts: 1}})
@@ -51,15 +56,26 @@ func benchTable(extraKeys int) *routetable.Table {
 	return t
 }
 
-func benchServer(b *testing.B) http.Handler {
+// benchServer is a data plane as dataplane.Run wires it (guard, metrics);
+// metered adds a metering.Meter in file mode (budgets checked, cost
+// computed and accounted per request, no reporting).
+func benchServer(b *testing.B, metered bool) http.Handler {
 	b.Helper()
-	s := server.New(server.Options{
+	t := benchTable(0)
+	opts := server.Options{
 		Translators: providers.For,
 		Client:      &http.Client{Transport: upstream.Transport{}},
 		Log:         logr.Discard(),
-		Guard:       guard.New(nil), // as dataplane.Run wires it
-	})
-	if err := s.SetTable(benchTable(0)); err != nil {
+		Guard:       guard.New(nil),
+	}
+	if metered {
+		m := metering.New(metering.Options{Registerer: prometheus.NewRegistry(), Log: logr.Discard()})
+		m.SetTable(t)
+		b.Cleanup(m.Close)
+		opts.Meter = m
+	}
+	s := server.New(opts)
+	if err := s.SetTable(t); err != nil {
 		b.Fatal(err)
 	}
 	return s.Handler()
@@ -132,18 +148,20 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkChat is one non-streaming chat completion, end to end.
+// BenchmarkChat is one non-streaming chat completion, end to end, without
+// and with metering.
 func BenchmarkChat(b *testing.B) {
 	for _, d := range []string{"openai", "anthropic"} {
-		b.Run(d, func(b *testing.B) { serveLoop(b, benchServer(b), upstream.RequestBody("bench-"+d, false)) })
+		b.Run(d, func(b *testing.B) { serveLoop(b, benchServer(b, false), upstream.RequestBody("bench-"+d, false)) })
+		b.Run(d+"/metered", func(b *testing.B) { serveLoop(b, benchServer(b, true), upstream.RequestBody("bench-"+d, false)) })
 	}
 }
 
-// BenchmarkChatStream is one streamed chat completion of 50 content chunks,
-// end to end; per-chunk cost is ns/op divided by about 52.
+// BenchmarkChatStream is one metered streamed chat completion of 50 content
+// chunks, end to end; per-chunk cost is ns/op divided by about 53.
 func BenchmarkChatStream(b *testing.B) {
 	for _, d := range []string{"openai", "anthropic"} {
-		b.Run(d, func(b *testing.B) { serveLoop(b, benchServer(b), upstream.RequestBody("bench-"+d, true)) })
+		b.Run(d, func(b *testing.B) { serveLoop(b, benchServer(b, true), upstream.RequestBody("bench-"+d, true)) })
 	}
 }
 
@@ -151,7 +169,7 @@ func BenchmarkChatStream(b *testing.B) {
 // goroutines: contention on shared state (metrics, health, table) shows
 // here and not in BenchmarkChat.
 func BenchmarkChatParallel(b *testing.B) {
-	h := benchServer(b)
+	h := benchServer(b, true)
 	body := upstream.RequestBody("bench-openai", false)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
