@@ -102,6 +102,9 @@ type Result struct {
 	// Restore maps placeholders back to values in the answer; nil when
 	// nothing restorable was redacted.
 	Restore func(string) string
+	// Flush returns what Restore held back (text that could have been the
+	// start of a placeholder); call it once where an answer ends.
+	Flush func() string
 	// Redacted counts the values replaced in the request.
 	Redacted int
 }
@@ -419,7 +422,9 @@ func (g *Guard) decide(st *evaluation, route *routetable.Route) (Result, *openai
 	res.SovereignOnly = worst == rankSovereign
 	if red != nil {
 		res.Redacted = red.count
-		res.Restore = red.restorer()
+		if rs := red.restorer(); rs != nil {
+			res.Restore, res.Flush = rs.restore, rs.flush
+		}
 	}
 	return res, nil
 }
@@ -506,7 +511,7 @@ func restorable(k Kind) bool {
 	return false
 }
 
-func (r *redactor) restorer() func(string) string {
+func (r *redactor) restorer() *restorer {
 	if len(r.restore) == 0 {
 		return nil
 	}
@@ -514,13 +519,14 @@ func (r *redactor) restorer() func(string) string {
 	for i := 0; i < len(r.restore); i += 2 {
 		rs.placeholders = append(rs.placeholders, r.restore[i])
 	}
-	return rs.restore
+	return rs
 }
 
 // restorer maps placeholders back to values. The server calls it on whole
 // messages and on each streamed content delta in order; a delta that ends
 // in the beginning of a placeholder ("[EMA") is held back and prepended to
-// the next one, so placeholders split across chunks are restored too.
+// the next one, so placeholders split across chunks are restored too;
+// flush hands back what is still held when the answer ends.
 type restorer struct {
 	mu           sync.Mutex
 	repl         *strings.Replacer
@@ -545,4 +551,12 @@ func (r *restorer) restore(s string) string {
 		}
 	}
 	return out
+}
+
+func (r *restorer) flush() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.pending
+	r.pending = ""
+	return p
 }

@@ -11,5 +11,5 @@ var _ server.Guard = (*Guard)(nil)
 // Inspect implements server.Guard on top of Evaluate.
 func (g *Guard) Inspect(req *openai.ChatRequest, route *routetable.Route, key *routetable.Key) (server.GuardVerdict, *openai.APIError) {
 	r, aerr := g.Evaluate(req, route, key)
-	return server.GuardVerdict{SovereignOnly: r.SovereignOnly, Findings: r.Findings, Restore: r.Restore}, aerr
+	return server.GuardVerdict{SovereignOnly: r.SovereignOnly, Findings: r.Findings, Restore: r.Restore, Flush: r.Flush}, aerr
 }

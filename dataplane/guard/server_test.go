@@ -34,7 +34,7 @@ func newFakeProvider(t *testing.T) *fakeProvider {
 		f.mu.Unlock()
 		if strings.Contains(string(b), `"stream":true`) {
 			w.Header().Set("Content-Type", "text/event-stream")
-			for _, piece := range []string{"Write to ", "[EMA", "IL_1", "] now."} {
+			for _, piece := range []string{"Write to ", "[EMA", "IL_1", "] now. See ["} {
 				c, _ := json.Marshal(map[string]any{"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m",
 					"choices": []any{map[string]any{"index": 0, "delta": map[string]any{"content": piece}}}})
 				io.WriteString(w, "data: "+string(c)+"\n\n")
@@ -193,7 +193,7 @@ func TestServerRedactStream(t *testing.T) {
 			}
 		}
 	}
-	if text.String() != "Write to jane.doe@example.com now." {
+	if text.String() != "Write to jane.doe@example.com now. See [" { // the trailing "[" is held back, then flushed at finish
 		t.Errorf("streamed text = %q\n%s", text.String(), w.Body)
 	}
 }

@@ -348,7 +348,7 @@ func (s *Server) attempt(ctx context.Context, w http.ResponseWriter, rq *request
 		done(true, latency)
 		s.m.Attempts.WithLabelValues(prov.Namespace, prov.Name, tg.Model, "ok").Inc()
 		if rq.verdict.Restore != nil {
-			restoreResponse(out, rq.verdict.Restore)
+			restoreResponse(out, rq.verdict)
 		}
 		if isFallback {
 			s.m.Fallbacks.WithLabelValues(rq.route.Namespace, rq.route.Name).Inc()
@@ -393,7 +393,7 @@ func (s *Server) attempt(ctx context.Context, w http.ResponseWriter, rq *request
 			usage = c.Usage
 		}
 		if rq.verdict.Restore != nil {
-			restoreChunk(c, rq.verdict.Restore)
+			restoreChunk(c, rq.verdict)
 		}
 		if werr := out.chunk(c); werr != nil {
 			streamErr = werr // client went away: stop reading upstream
@@ -564,27 +564,41 @@ func newCompletionID() string {
 }
 
 // restoreResponse maps redaction placeholders back to the original values.
-func restoreResponse(r *openai.ChatResponse, restore func(string) string) {
+// Each string is a whole answer, so nothing may stay held back.
+func restoreResponse(r *openai.ChatResponse, v GuardVerdict) {
+	whole := func(s string) string {
+		s = v.Restore(s)
+		if v.Flush != nil {
+			s += v.Flush()
+		}
+		return s
+	}
 	for i := range r.Choices {
 		m := &r.Choices[i].Message
 		if m.Content.Kind == openai.ContentString {
-			m.Content.Text = restore(m.Content.Text)
+			m.Content.Text = whole(m.Content.Text)
 		}
 		for j := range m.ToolCalls {
-			m.ToolCalls[j].Function.Arguments = restore(m.ToolCalls[j].Function.Arguments)
+			m.ToolCalls[j].Function.Arguments = whole(m.ToolCalls[j].Function.Arguments)
 		}
 	}
 }
 
-// restoreChunk maps placeholders back in a chunk. Placeholders split across
-// chunks are not restored; the guard chooses placeholders that tokenizers
-// rarely split.
-func restoreChunk(c *openai.ChatChunk, restore func(string) string) {
+// restoreChunk maps placeholders back in a chunk. A placeholder split
+// across chunks is held back by Restore until it is complete; what is still
+// held when a choice finishes is flushed into that final chunk.
+func restoreChunk(c *openai.ChatChunk, v GuardVerdict) {
 	for i := range c.Choices {
 		d := &c.Choices[i].Delta
+		var text string
 		if d.Content != nil {
-			v := restore(*d.Content)
-			d.Content = &v
+			text = v.Restore(*d.Content)
+		}
+		if c.Choices[i].FinishReason != nil && v.Flush != nil {
+			text += v.Flush()
+		}
+		if d.Content != nil || text != "" {
+			d.Content = &text
 		}
 	}
 }

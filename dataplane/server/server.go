@@ -62,6 +62,9 @@ type GuardVerdict struct {
 	// Restore, when set, maps placeholders in the answer back to the
 	// original values (reversible redaction).
 	Restore func(string) string
+	// Flush returns what Restore held back (the possible start of a
+	// placeholder split across chunks); called once where an answer ends.
+	Flush func() string
 }
 
 // Options configure a Server.
