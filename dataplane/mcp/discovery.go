@@ -162,6 +162,9 @@ func (d *discoverer) run(fp string) {
 		if err != nil {
 			e.healthy = false
 			e.message = "tools/list failed: " + newScrubber(s).String(err.Error())
+			if strings.Contains(e.message, "Unauthorized") || strings.Contains(e.message, "Forbidden") {
+				e.message += " (the server refused the credential from spec.auth)"
+			}
 		} else {
 			changed = !sameNames(e.tools, tools)
 			e.tools, e.healthy = tools, true

@@ -906,3 +906,29 @@ func TestCloseEndsClientStreams(t *testing.T) {
 		t.Errorf("front server shutdown after gateway Close: %v", err)
 	}
 }
+
+func TestWrongUpstreamCredentialShowsInStatus(t *testing.T) {
+	f := newFixture(t)
+	nt := table(f.gh, f.fs)
+	nt.MCPServers[0].AuthValue = "Bearer wrong-credential-424242"
+	if err := nt.Finalize(); err != nil {
+		t.Fatal(err)
+	}
+	f.gw.SetTable(nt)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.gw.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := f.gw.ServerStatus()[0]
+	if st.Healthy || !strings.Contains(st.Message, "Unauthorized") || strings.Contains(st.Message, "wrong-credential") {
+		t.Errorf("status with a wrong credential: %+v", st)
+	}
+	alice := f.connect(t, "Authorization", "Bearer "+aliceSecret)
+	_, err := call(t, alice, "gh__echo", map[string]any{})
+	var werr *jsonrpc.Error
+	if !errors.As(err, &werr) || werr.Code != CodeUpstreamUnavailable || strings.Contains(werr.Message, "wrong-credential") {
+		t.Errorf("call with a wrong upstream credential: %v", err)
+	}
+	t.Logf("status: %s; client: %v", st.Message, err)
+}
