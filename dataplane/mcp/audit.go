@@ -40,6 +40,13 @@ type AuditRecord struct {
 // made-up tool name cannot bloat the trail.
 const maxAuditedName = 256
 
+func truncateName(s string) string {
+	if len(s) > maxAuditedName {
+		return s[:maxAuditedName] + "..."
+	}
+	return s
+}
+
 // auditor serialises records into one JSON line each. Lines from concurrent
 // calls never interleave.
 type auditor struct {
@@ -48,9 +55,8 @@ type auditor struct {
 }
 
 func (a *auditor) write(rec *AuditRecord, log logr.Logger) {
-	if len(rec.Tool) > maxAuditedName {
-		rec.Tool = rec.Tool[:maxAuditedName] + "..."
-	}
+	rec.Tool = truncateName(rec.Tool)
+	rec.UpstreamTool = truncateName(rec.UpstreamTool)
 	b, err := json.Marshal(rec)
 	if err != nil {
 		log.Error(err, "Encoding MCP audit record failed")
