@@ -13,3 +13,11 @@ func (g *Guard) Inspect(req *openai.ChatRequest, route *routetable.Route, key *r
 	r, aerr := g.Evaluate(req, route, key)
 	return server.GuardVerdict{SovereignOnly: r.SovereignOnly, Findings: r.Findings, Restore: r.Restore, Flush: r.Flush}, aerr
 }
+
+var _ server.TextGuard = (*Guard)(nil)
+
+// InspectTexts implements server.TextGuard on top of EvaluateTexts.
+func (g *Guard) InspectTexts(texts []string, route *routetable.Route, key *routetable.Key) (server.GuardVerdict, *openai.APIError) {
+	r, aerr := g.EvaluateTexts(texts, route, key)
+	return server.GuardVerdict{SovereignOnly: r.SovereignOnly, Findings: r.Findings}, aerr
+}

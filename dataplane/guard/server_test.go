@@ -32,6 +32,11 @@ func newFakeProvider(t *testing.T) *fakeProvider {
 		f.mu.Lock()
 		f.bodies = append(f.bodies, string(b))
 		f.mu.Unlock()
+		if strings.HasSuffix(r.URL.Path, "/embeddings") {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5,0.25]}],"model":"m","usage":{"prompt_tokens":3,"total_tokens":3}}`)
+			return
+		}
 		if strings.Contains(string(b), `"stream":true`) {
 			w.Header().Set("Content-Type", "text/event-stream")
 			for _, piece := range []string{"Write to ", "[EMA", "IL_1", "] now. See ["} {
@@ -196,4 +201,51 @@ func TestServerRedactStream(t *testing.T) {
 	if text.String() != "Write to jane.doe@example.com now. See [" { // the trailing "[" is held back, then flushed at finish
 		t.Errorf("streamed text = %q\n%s", text.String(), w.Body)
 	}
+}
+
+// TestServerEmbeddings checks that embeddings inputs get the same policy as
+// prompts: redacted before they leave, or kept in the cluster.
+func TestServerEmbeddings(t *testing.T) {
+	embed := func(h http.Handler, input any) *httptest.ResponseRecorder {
+		b, _ := json.Marshal(map[string]any{"model": "chat", "input": input})
+		r := httptest.NewRequest("POST", "/v1/embeddings", strings.NewReader(string(b)))
+		r.Header.Set("Authorization", "Bearer "+secret)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	t.Run("redact", func(t *testing.T) {
+		h, external, _ := gateway(t, &routetable.DataPolicy{Action: routetable.DataRedact})
+		for _, input := range []any{"Mail jane.doe@example.com", []string{"plain", "Mail jane.doe@example.com"}} {
+			w := embed(h, input)
+			if w.Code != http.StatusOK || !strings.Contains(w.Header().Get("x-tollgate-data-findings"), "Email=1") {
+				t.Fatalf("%d %q %s", w.Code, w.Header().Get("x-tollgate-data-findings"), w.Body)
+			}
+		}
+		got := strings.Join(external.received(), "\n")
+		if strings.Contains(got, "jane.doe") || !strings.Contains(got, `"input":"Mail [EMAIL_1]"`) || !strings.Contains(got, `"input":["plain","Mail [EMAIL_1]"]`) {
+			t.Fatalf("the provider received:\n%s", got)
+		}
+	})
+	t.Run("sovereign only", func(t *testing.T) {
+		h, external, local := gateway(t, &routetable.DataPolicy{Action: routetable.DataSovereignOnly})
+		if w := embed(h, "card 4111 1111 1111 1111"); w.Code != http.StatusOK {
+			t.Fatalf("%d %s", w.Code, w.Body)
+		}
+		if w := embed(h, "nothing to see"); w.Code != http.StatusOK {
+			t.Fatalf("%d %s", w.Code, w.Body)
+		}
+		if len(local.received()) != 1 || len(external.received()) != 1 || strings.Contains(external.received()[0], "4111") {
+			t.Fatalf("local got %d, external got %d: the card must stay in the cluster and the clean input go out", len(local.received()), len(external.received()))
+		}
+	})
+	t.Run("refuse", func(t *testing.T) {
+		h, external, _ := gateway(t, &routetable.DataPolicy{Action: routetable.DataRefuse})
+		if w := embed(h, "key AKIAIOSFODNN7EXAMPLE"); w.Code != http.StatusBadRequest || strings.Contains(w.Body.String(), "AKIA") {
+			t.Fatalf("%d %s", w.Code, w.Body)
+		}
+		if len(external.received()) != 0 {
+			t.Fatal("a refused input reached the provider")
+		}
+	})
 }

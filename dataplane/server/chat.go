@@ -126,8 +126,7 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, in inbound) {
 	if rq.verdict.SovereignOnly {
 		plan.Targets = sovereignOnly(t, plan.Targets)
 		if len(plan.Targets) == 0 {
-			aerr := openai.NewError(http.StatusForbidden, openai.TypePermission, "sovereignty_violation", "",
-				"The request contains sensitive data ("+rq.verdict.Findings+") and route "+route.Namespace+"/"+route.Name+" has no in-cluster or on-prem target to send it to.")
+			aerr := noSovereignTarget(route, rq.verdict.Findings)
 			s.countRequest(rq, aerr.Status)
 			in.writeError(w, aerr)
 			return
@@ -158,6 +157,11 @@ func resolveRoute(t *routetable.Table, key *routetable.Key, model string) (*rout
 			"The virtual key "+key.Namespace+"/"+key.Name+" may not use the model `"+model+"` (Route "+route.Name+").")
 	}
 	return route, nil
+}
+
+func noSovereignTarget(route *routetable.Route, findings string) *openai.APIError {
+	return openai.NewError(http.StatusForbidden, openai.TypePermission, "sovereignty_violation", "",
+		"The request contains sensitive data ("+findings+") and route "+route.Namespace+"/"+route.Name+" has no in-cluster or on-prem target to send it to.")
 }
 
 func sovereignOnly(t *routetable.Table, ts []routetable.Target) []routetable.Target {

@@ -1,13 +1,17 @@
 package server
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"tollgate.dev/tollgate/dataplane/router"
+	"tollgate.dev/tollgate/dataplane/routetable"
 	"tollgate.dev/tollgate/dataplane/schema/openai"
 	"tollgate.dev/tollgate/dataplane/translate"
 	oaitr "tollgate.dev/tollgate/dataplane/translate/openai"
@@ -72,6 +76,22 @@ func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
 		defer release()
 	}
 	plan := s.router.Plan(route, &router.Features{})
+	if g, ok := s.opts.Guard.(TextGuard); ok {
+		v, aerr := guardEmbeddingInput(g, req, route, key)
+		if v.Findings != "" {
+			w.Header().Set("x-tollgate-data-findings", v.Findings)
+		}
+		if aerr == nil && v.SovereignOnly {
+			if plan.Targets = sovereignOnly(t, plan.Targets); len(plan.Targets) == 0 {
+				aerr = noSovereignTarget(route, v.Findings)
+			}
+		}
+		if aerr != nil {
+			s.countRequest(rq, aerr.Status)
+			writeOpenAIError(w, aerr)
+			return
+		}
+	}
 	var lastErr *openai.APIError
 	for _, tg := range plan.Targets {
 		prov, ok := t.Provider(tg.Provider)
@@ -146,4 +166,28 @@ func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
 	}
 	s.countRequest(rq, lastErr.Status)
 	writeOpenAIError(w, lastErr)
+}
+
+// guardEmbeddingInput applies the data policy to the texts of an
+// embeddings request, writing redacted texts back into req.Input in the
+// shape they came in (one string or an array). Token-id inputs carry no
+// text and pass.
+func guardEmbeddingInput(g TextGuard, req *openai.EmbeddingRequest, route *routetable.Route, key *routetable.Key) (GuardVerdict, *openai.APIError) {
+	texts, ok := req.Inputs()
+	if !ok {
+		return GuardVerdict{}, nil
+	}
+	orig := slices.Clone(texts)
+	v, aerr := g.InspectTexts(texts, route, key)
+	if aerr != nil || slices.Equal(orig, texts) {
+		return v, aerr
+	}
+	var raw []byte
+	if trimmed := bytes.TrimSpace(req.Input); len(trimmed) > 0 && trimmed[0] == '"' && len(texts) == 1 {
+		raw, _ = json.Marshal(texts[0])
+	} else {
+		raw, _ = json.Marshal(texts)
+	}
+	req.Input = raw
+	return v, nil
 }

@@ -52,6 +52,13 @@ type Guard interface {
 	Inspect(req *openai.ChatRequest, route *routetable.Route, key *routetable.Key) (GuardVerdict, *openai.APIError)
 }
 
+// TextGuard is implemented by guards that also police plain texts: the
+// inputs of an embeddings request carry the same data as prompts. texts
+// may be rewritten in place (redaction).
+type TextGuard interface {
+	InspectTexts(texts []string, route *routetable.Route, key *routetable.Key) (GuardVerdict, *openai.APIError)
+}
+
 // GuardVerdict is the outcome of a Guard.
 type GuardVerdict struct {
 	// SovereignOnly restricts the request to InCluster/OnPrem providers.
