@@ -176,12 +176,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	j := &job{rep: &rep, done: make(chan result, 1)}
+	// Bounded wait: leadership may be lost between the check and the batch.
+	timeout := time.NewTimer(10*h.opts.Interval + 10*time.Second)
+	defer timeout.Stop()
 	select {
 	case h.jobs <- j:
 	case <-r.Context().Done():
 		return
+	case <-timeout.C:
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "usage writer busy", http.StatusServiceUnavailable)
+		return
 	}
 	select {
+	case <-timeout.C:
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "usage report not recorded in time", http.StatusServiceUnavailable)
 	case res := <-j.done:
 		if res.err != nil {
 			h.opts.Log.V(1).Info("Usage report not recorded", "replica", rep.Replica, "identity", who, "error", res.err.Error())

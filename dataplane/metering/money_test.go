@@ -120,3 +120,27 @@ func TestCatalog(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseNanos(f *testing.F) {
+	for _, s := range []string{"0", "2.50", ".5", "0.000000001", "12345678901.123456789012", "1.", "", "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := ParseNanos(s)
+		if err != nil {
+			return
+		}
+		if n < 0 {
+			t.Fatalf("ParseNanos(%q) = %d < 0", s, n)
+		}
+		// Formatting and parsing again is the identity on nanos.
+		if m, err := ParseNanos(FormatNanos(n)); err != nil || m != n {
+			t.Fatalf("round trip of %q: %d -> %q -> %d, %v", s, n, FormatNanos(n), m, err)
+		}
+		// Prices (picos) hold up to 9.2 million per 1M tokens; larger ones
+		// are refused, never wrapped.
+		if p, err := parseFixed(s, picoDigits); err == nil && p < n {
+			t.Fatalf("picos %d < nanos %d for %q", p, n, s)
+		}
+	})
+}
