@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"tollgate.dev/tollgate/dataplane/guard"
+	"tollgate.dev/tollgate/dataplane/mcp"
 	"tollgate.dev/tollgate/dataplane/routetable"
 	"tollgate.dev/tollgate/dataplane/server"
 	"tollgate.dev/tollgate/dataplane/sync"
@@ -80,7 +81,20 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := server.NewMetrics(reg)
+	gw := mcp.NewGateway(mcp.Options{
+		Authenticate: func(r *http.Request, t *routetable.Table, now time.Time) (*routetable.Key, error) {
+			k, aerr := server.Authenticate(r, t, now)
+			if aerr != nil {
+				return nil, aerr
+			}
+			return k, nil
+		},
+		Registerer: reg,
+		Log:        log.WithName("mcp"),
+	})
+	defer gw.Close()
 	srv := server.New(server.Options{
+		MCP:          gw.Handler(),
 		Translators:  providers.For,
 		Media:        media.NewFetcher(30*time.Second, media.DefaultMaxBytes, o.AllowPrivateImageURLs),
 		Log:          log,
@@ -92,6 +106,7 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 		if err := srv.SetTable(t); err != nil {
 			return err
 		}
+		gw.SetTable(t)
 		log.Info("Applied routing table", "version", t.Version, "routes", len(t.Routes), "keys", len(t.Keys))
 		return nil
 	}
@@ -126,6 +141,8 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
+	// Open MCP streams never end by themselves: close them on shutdown.
+	public.RegisterOnShutdown(func() { _ = gw.Close() })
 	admin := &http.Server{Handler: adminMux(reg, srv, synced), ReadHeaderTimeout: 5 * time.Second}
 	go func() { errc <- ignoreClosed(public.Serve(pub)) }()
 	go func() { errc <- ignoreClosed(admin.Serve(adm)) }()

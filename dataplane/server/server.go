@@ -91,6 +91,8 @@ type Options struct {
 	DefaultRequestTimeout time.Duration
 	Metrics               *Metrics
 	Health                *router.Health
+	// MCP, when set, serves the MCP endpoint at /mcp.
+	MCP http.Handler
 }
 
 // Server serves the OpenAI-compatible and Anthropic-compatible endpoints.
@@ -186,6 +188,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /embeddings", s.handleEmbeddings)
 	mux.HandleFunc("GET /v1/models", s.handleModels)
 	mux.HandleFunc("GET /models", s.handleModels)
+	if s.opts.MCP != nil {
+		mux.Handle("/mcp", s.opts.MCP)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIError(w, openai.NewError(http.StatusNotFound, openai.TypeNotFound, "unknown_url",
 			"", "Unknown request URL: "+r.Method+" "+r.URL.Path+". Tollgate serves /v1/chat/completions, /v1/messages, /v1/embeddings, /v1/models and /mcp."))
