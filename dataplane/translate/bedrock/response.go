@@ -177,9 +177,11 @@ func exceptionError(typ string, fallback int, msg string) *openai.APIError {
 	case wire.ServiceUnavailableException:
 		status = http.StatusServiceUnavailable
 	case wire.InternalServerException:
-		status = http.StatusInternalServerError
+		// An upstream internal error is a bad gateway from the client's
+		// point of view, as for the other providers: the gateway did not fail.
+		status = http.StatusBadGateway
 	}
-	if status < 400 {
+	if status < 400 || status > 599 || status == http.StatusInternalServerError {
 		status = http.StatusBadGateway
 	}
 	if kind == "" {

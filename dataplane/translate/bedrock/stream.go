@@ -43,6 +43,10 @@ const (
 type blockState struct {
 	kind      blockKind
 	toolIndex int
+	// input is set once a non-empty input fragment was sent; a tool block
+	// that ends without one gets "{}" so clients always receive a JSON
+	// object, as ChatResponse gives.
+	input bool
 }
 
 // stream translates ConverseStream events to chat.completion.chunks:
@@ -111,9 +115,9 @@ func (s *stream) handle(m *eventstream.Message) (*openai.ChatChunk, error) {
 		if msg == "" {
 			msg = "bedrock stream exception"
 		}
-		return nil, exceptionError(m.StringHeader(headerExceptionType), http.StatusInternalServerError, msg)
+		return nil, exceptionError(m.StringHeader(headerExceptionType), http.StatusBadGateway, msg)
 	case messageError:
-		return nil, exceptionError(m.StringHeader(headerErrorCode), http.StatusInternalServerError, m.StringHeader(headerErrorMessage))
+		return nil, exceptionError(m.StringHeader(headerErrorCode), http.StatusBadGateway, m.StringHeader(headerErrorMessage))
 	default:
 		return nil, nil // unknown message types are skipped
 	}
@@ -174,6 +178,8 @@ func (s *stream) handle(m *eventstream.Message) (*openai.ChatChunk, error) {
 			if d.ToolUse.Input == "" {
 				return nil, nil
 			}
+			b.input = true
+			s.blocks[e.ContentBlockIndex] = b
 			if b.kind == blockJSON {
 				return s.chunk(openai.Delta{Content: &d.ToolUse.Input}, nil), nil
 			}
@@ -192,6 +198,27 @@ func (s *stream) handle(m *eventstream.Message) (*openai.ChatChunk, error) {
 			}
 		}
 		return nil, nil
+
+	case wire.EventContentBlockStop:
+		var e wire.ContentBlockStopEvent
+		if err := decodeEvent(ev, m.Payload, &e); err != nil {
+			return nil, err
+		}
+		b, ok := s.blocks[e.ContentBlockIndex]
+		if !ok || b.input {
+			return nil, nil
+		}
+		b.input = true
+		s.blocks[e.ContentBlockIndex] = b
+		empty := "{}"
+		if b.kind == blockJSON {
+			return s.chunk(openai.Delta{Content: &empty}, nil), nil
+		}
+		idx := b.toolIndex
+		return s.chunk(openai.Delta{ToolCalls: []openai.ToolCall{{
+			Index:    &idx,
+			Function: openai.FunctionCall{Arguments: empty},
+		}}}, nil), nil
 
 	case wire.EventMessageStop:
 		var e wire.MessageStopEvent
@@ -228,7 +255,7 @@ func (s *stream) handle(m *eventstream.Message) (*openai.ChatChunk, error) {
 			Usage:   u,
 		}, nil
 	}
-	return nil, nil // contentBlockStop and future event types carry nothing
+	return nil, nil // future event types carry nothing
 }
 
 func decodeEvent(ev string, payload []byte, v any) error {
