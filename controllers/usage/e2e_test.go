@@ -28,12 +28,25 @@ var (
 
 func table(t *testing.T, k routetable.Key) (*routetable.Table, *routetable.Key) {
 	t.Helper()
-	k.Hash = fmt.Sprintf("%064x", 1)
-	tb := &routetable.Table{Providers: []routetable.Provider{provider}, Routes: []routetable.Route{route}, Keys: []routetable.Key{k}}
+	tb, keys := tableOf(t, k)
+	return tb, keys[0]
+}
+
+func tableOf(t *testing.T, ks ...routetable.Key) (*routetable.Table, []*routetable.Key) {
+	t.Helper()
+	tb := &routetable.Table{Providers: []routetable.Provider{provider}, Routes: []routetable.Route{route}}
+	for i, k := range ks {
+		k.Hash = fmt.Sprintf("%064x", i+1)
+		tb.Keys = append(tb.Keys, k)
+	}
 	if err := tb.Finalize(); err != nil {
 		t.Fatal(err)
 	}
-	return tb, &tb.Keys[0]
+	out := make([]*routetable.Key, len(tb.Keys))
+	for i := range tb.Keys {
+		out[i] = &tb.Keys[i]
+	}
+	return tb, out
 }
 
 func newMeter(t *testing.T, c *controller, replica string, tb *routetable.Table) *metering.Meter {
@@ -231,5 +244,67 @@ func TestTwoReplicasRaceNearBudget(t *testing.T) {
 	}
 	if exceeded.Load() != 8 {
 		t.Errorf("%d workers ended with budget_exceeded, want all 8", exceeded.Load())
+	}
+}
+
+// TestTeamBudgetAcrossKeysAndReplicas: two keys of one team, each used
+// through two replicas, share a team budget; the team's spend stays within
+// budget + (keys × replicas) × one request.
+func TestTeamBudgetAcrossKeysAndReplicas(t *testing.T) {
+	needEnvtest(t)
+	tbudget := &v1alpha1.Budget{Amount: "0.15", Currency: "USD", Period: v1alpha1.PeriodDaily}
+	createKey(t, "default", "team-a", v1alpha1.VirtualKeySpec{Team: "search", TeamBudget: tbudget})
+	createKey(t, "default", "team-b", v1alpha1.VirtualKeySpec{Team: "search", TeamBudget: tbudget})
+	c := startController(t, "", nil)
+	defer c.srv.Close()
+	c.lead()
+	defer c.stop()
+	rb := &routetable.Budget{Amount: "0.15", Currency: "USD", Period: routetable.PeriodDaily}
+	tb, keys := tableOf(t,
+		routetable.Key{ID: "default/team-a", Namespace: "default", Name: "team-a", Team: "search", TeamBudget: rb},
+		routetable.Key{ID: "default/team-b", Namespace: "default", Name: "team-b", Team: "search", TeamBudget: rb})
+	meters := []*metering.Meter{newMeter(t, c, "r1", tb), newMeter(t, c, "r2", tb)}
+	for _, m := range meters {
+		if err := m.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var served atomic.Int64
+	deadline := time.Now().Add(30 * time.Second)
+	var wg sync.WaitGroup
+	for _, m := range meters {
+		for _, k := range keys {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Now().Before(deadline) {
+					aerr := oneRequest(m, k, tb)
+					switch {
+					case aerr == nil:
+						served.Add(1)
+					case *aerr.Code == "budget_exceeded":
+						return
+					default:
+						time.Sleep(5 * time.Millisecond)
+					}
+				}
+				t.Error("worker never saw budget_exceeded")
+			}()
+		}
+	}
+	wg.Wait()
+	for _, m := range meters {
+		m.Close()
+	}
+	a, b := getUsage(t, "default", "team-a"), getUsage(t, "default", "team-b")
+	sa, _ := metering.ParseNanos(a.Spend)
+	sb, _ := metering.ParseNanos(b.Spend)
+	const budget, cost = 150_000_000, 7_250_000
+	t.Logf("served %d, key spends %s + %s, team spend in status %s / %s", served.Load(), a.Spend, b.Spend, a.TeamSpend, b.TeamSpend)
+	if sa+sb != served.Load()*cost {
+		t.Errorf("spend %d + %d != %d requests", sa, sb, served.Load())
+	}
+	if sa+sb > budget+4*cost || sa+sb < budget-cost {
+		t.Errorf("team spend %d outside [%d, %d]", sa+sb, budget-cost, budget+4*cost)
 	}
 }

@@ -66,6 +66,7 @@ func fold(vk *v1alpha1.VirtualKey, es []entry, now time.Time, grantTTL, foldAfte
 	slices.SortStableFunc(es, func(a, b entry) int { return int(a.rep.Seq - b.rep.Seq) })
 	reported := map[string]bool{}
 	wasActive := map[string]bool{}
+	prevSpend, prevTeam := map[string]int64{}, map[string]int64{}
 	for _, e := range es {
 		id := reporterID(e.rep.Replica, e.rep.Epoch)
 		i := slices.IndexFunc(u.Reporters, func(r v1alpha1.UsageReporter) bool {
@@ -78,6 +79,7 @@ func fold(vk *v1alpha1.VirtualKey, es []entry, now time.Time, grantTTL, foldAfte
 		r := &u.Reporters[i]
 		if !reported[id] {
 			wasActive[id] = r.Seq > 0 && now.Sub(r.LastReport.Time) < grantTTL
+			prevSpend[id], prevTeam[id] = r.SpendNanos, r.TeamSpendNanos
 		}
 		reported[id] = true
 		if e.rep.Seq <= r.Seq {
@@ -125,10 +127,11 @@ func fold(vk *v1alpha1.VirtualKey, es []entry, now time.Time, grantTTL, foldAfte
 			continue
 		}
 		r.AllowanceNanos = grant(budget, total.SpendNanos, r, wasActive[id], u.Reporters, active, 0, 0,
+			want(budget, r.SpendNanos-prevSpend[id]),
 			func(o *v1alpha1.UsageReporter) (int64, int64) { return o.AllowanceNanos, o.SpendNanos })
 		if hasTeam {
 			r.TeamAllowanceNanos = grant(teamBudget, team.spend+total.TeamSpendNanos, r, wasActive[id], u.Reporters, active,
-				team.outstanding, team.active,
+				team.outstanding, max(team.active, team.keys), want(teamBudget, r.TeamSpendNanos-prevTeam[id]),
 				func(o *v1alpha1.UsageReporter) (int64, int64) { return o.TeamAllowanceNanos, o.TeamSpendNanos })
 		}
 	}
@@ -159,9 +162,19 @@ func fold(vk *v1alpha1.VirtualKey, es []entry, now time.Time, grantTTL, foldAfte
 	u.LastUpdated = mt(now)
 }
 
-// grant computes a process's new cumulative allowance for a budget.
+// want is how much a process should hold until its next report: four
+// times what it spent since its previous report (so a steady load never
+// waits), and at least 1/64 of the budget (so a new or bursty process can
+// start), leaving the rest in the pool for the other processes.
+func want(budget, delta int64) int64 {
+	return max(4*max(delta, 0), budget/64)
+}
+
+// grant computes a process's new cumulative allowance for a budget: its
+// spend plus the smaller of what it wants and an equal share of what no
+// process holds yet.
 func grant(budget, spent int64, r *v1alpha1.UsageReporter, wasActive bool, all []v1alpha1.UsageReporter,
-	active func(*v1alpha1.UsageReporter) bool, extraOutstanding int64, extraActive int,
+	active func(*v1alpha1.UsageReporter) bool, extraOutstanding int64, extraActive int, want int64,
 	get func(*v1alpha1.UsageReporter) (allow, spend int64)) int64 {
 	if budget <= 0 {
 		return 0
@@ -179,7 +192,7 @@ func grant(budget, spent int64, r *v1alpha1.UsageReporter, wasActive bool, all [
 	}
 	free := budget - spent - others
 	allow, mySpend := get(r)
-	next := mySpend + max(0, free/int64(n))
+	next := mySpend + max(0, min(free/int64(n), want))
 	if wasActive && allow > next {
 		next = allow // never take back what the process may already be spending
 	}

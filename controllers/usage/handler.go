@@ -317,13 +317,14 @@ func (h *Handler) stateFor(vk *v1alpha1.VirtualKey, rep *metering.Report, now ti
 		return st
 	}
 	st.PeriodStart = u.PeriodStart.UTC()
-	st.SpendNanos = sumKey(u).SpendNanos
+	own := sumKey(u)
+	st.SpendNanos = own.SpendNanos
 	if b := vk.Spec.Budget; b != nil {
 		st.BudgetNanos, _ = metering.ParseNanos(string(b.Amount))
 	}
 	if u.TeamPeriodStart != nil {
 		st.TeamPeriodStart = u.TeamPeriodStart.UTC()
-		st.TeamSpendNanos = h.teamView(context.Background(), vk, written).spend
+		st.TeamSpendNanos = h.teamView(context.Background(), vk, written).spend + own.TeamSpendNanos
 		if tb := vk.Spec.TeamBudget; tb != nil {
 			st.TeamBudgetNanos, _ = metering.ParseNanos(string(tb.Amount))
 		}
@@ -343,6 +344,7 @@ type TeamView struct {
 	spend       int64
 	outstanding int64
 	active      int
+	keys        int // other keys of the team
 }
 
 // teamView sums the team's other keys (from the cache, overlaid with what
@@ -367,6 +369,7 @@ func (h *Handler) teamView(ctx context.Context, vk *v1alpha1.VirtualKey, written
 		if w := written[types.NamespacedName{Namespace: o.Namespace, Name: o.Name}]; w != nil {
 			o = w
 		}
+		tv.keys++
 		u := o.Status.Usage
 		if u == nil || u.TeamPeriodStart == nil || !u.TeamPeriodStart.UTC().Equal(start) {
 			continue
