@@ -308,3 +308,53 @@ func TestTeamBudgetAcrossKeysAndReplicas(t *testing.T) {
 		t.Errorf("team spend %d outside [%d, %d]", sa+sb, budget-cost, budget+4*cost)
 	}
 }
+
+// TestPeriodRolloverResetsSpend: with injected clocks on both sides, the
+// first report of a new day starts the key's spend again from zero.
+func TestPeriodRolloverResetsSpend(t *testing.T) {
+	needEnvtest(t)
+	createKey(t, "default", "daily", v1alpha1.VirtualKeySpec{
+		Budget: &v1alpha1.Budget{Amount: "0.05", Currency: "USD", Period: v1alpha1.PeriodDaily}})
+	var mu sync.Mutex
+	clock := time.Date(2030, 6, 30, 23, 59, 0, 0, time.UTC)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	c := startController(t, "", now)
+	defer c.srv.Close()
+	c.lead()
+	defer c.stop()
+	tb, k := table(t, routetable.Key{ID: "default/daily", Namespace: "default", Name: "daily",
+		Budget: &routetable.Budget{Amount: "0.05", Currency: "USD", Period: routetable.PeriodDaily}})
+	m := metering.New(metering.Options{ReportURL: c.srv.URL + Path, Token: token, Replica: "r1", Now: now,
+		Interval: 20 * time.Millisecond, AllowanceTTL: time.Hour})
+	defer m.Close()
+	m.SetTable(tb)
+	if err := m.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	served := 0
+	for oneRequest(m, k, tb) == nil {
+		served++
+		if err := m.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if u := getUsage(t, "default", "daily"); u.Requests != int64(served) || served < 6 {
+		t.Fatalf("day 1: served %d, status %+v", served, u)
+	}
+	if aerr := oneRequest(m, k, tb); aerr == nil || *aerr.Code != "budget_exceeded" {
+		t.Fatalf("day 1 over budget: %v", aerr)
+	}
+	mu.Lock()
+	clock = clock.Add(2 * time.Minute) // 2030-07-01T00:01Z
+	mu.Unlock()
+	if aerr := oneRequest(m, k, tb); aerr != nil {
+		t.Fatalf("refused on day 2: %v", aerr)
+	}
+	if err := m.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	u := getUsage(t, "default", "daily")
+	if u.Spend != "0.00725" || u.Requests != 1 || !u.PeriodStart.Time.Equal(time.Date(2030, 7, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("day 2: spend %s requests %d start %s", u.Spend, u.Requests, u.PeriodStart)
+	}
+}
