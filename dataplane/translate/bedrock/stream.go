@@ -140,6 +140,9 @@ func (s *stream) handle(m *eventstream.Message) (*openai.ChatChunk, error) {
 		if tu == nil {
 			return nil, nil
 		}
+		if tu.ToolUseID == "" || tu.Name == "" {
+			return nil, fmt.Errorf("bedrock stream: tool use in content block %d has no id or name", e.ContentBlockIndex)
+		}
 		if s.blocks == nil {
 			s.blocks = make(map[int]blockState, 2)
 		}
