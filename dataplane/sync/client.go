@@ -33,7 +33,7 @@ import (
 // Backoff defaults for Client.
 const (
 	DefaultMinBackoff = 500 * time.Millisecond
-	DefaultMaxBackoff = 30 * time.Second
+	DefaultMaxBackoff = 10 * time.Second
 )
 
 // ErrUnauthorized is returned (and logged) when the controller refuses the
@@ -64,7 +64,7 @@ type Client struct {
 	// must not have a Timeout: the stream lives for hours.
 	HTTPClient *http.Client
 	// MinBackoff and MaxBackoff bound the reconnect delay (defaults 500ms
-	// and 30s); each delay is jittered to between half and all of the
+	// and 10s); each delay is jittered to between half and all of the
 	// current backoff.
 	MinBackoff, MaxBackoff time.Duration
 
