@@ -210,7 +210,7 @@ func (p pushPublisher) Replicas() []Replica {
 	rs := p.s.Replicas()
 	out := make([]Replica, len(rs))
 	for i, r := range rs {
-		out[i] = Replica{ID: r.ID, Connected: r.Connected, Acked: r.Acked}
+		out[i] = Replica{ID: r.ID, Connected: r.Connected, Acked: r.Acked, RejectedVersion: r.NackedVersion, Error: r.Error}
 	}
 	return out
 }

@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"strings"
+
 	"tollgate.dev/tollgate/dataplane/routetable"
 )
 
@@ -26,6 +28,10 @@ type Replica struct {
 	// Acked is the last table the replica acknowledged having applied, nil
 	// before its first acknowledgement.
 	Acked *routetable.Table
+	// RejectedVersion and Error describe the last table the replica could
+	// not apply (it keeps serving the previous one).
+	RejectedVersion string
+	Error           string
 }
 
 // programming counts, for one object generation, how many connected replicas
@@ -44,4 +50,24 @@ func programming(replicas []Replica, ref string, generation int64) (acked, total
 		}
 	}
 	return acked, total
+}
+
+// maxRejectionMessage bounds how much of the replicas' errors goes into a
+// condition message.
+const maxRejectionMessage = 512
+
+// rejections describes the connected replicas that rejected table version
+// ("" when none did), for the Programmed message.
+func rejections(replicas []Replica, version string) string {
+	var parts []string
+	for _, r := range replicas {
+		if r.Connected && version != "" && r.RejectedVersion == version {
+			parts = append(parts, r.ID+": "+r.Error)
+		}
+	}
+	msg := strings.Join(parts, "; ")
+	if len(msg) > maxRejectionMessage {
+		msg = msg[:maxRejectionMessage] + "..."
+	}
+	return msg
 }

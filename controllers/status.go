@@ -16,6 +16,10 @@ import (
 	"tollgate.dev/tollgate/controllers/compiler"
 )
 
+// ReasonRejected is the Programmed reason when a data-plane replica refused
+// to apply the current routing table (it keeps serving its previous one).
+const ReasonRejected = "Rejected"
+
 // statusUpdate is one object's pending status write.
 type statusUpdate struct {
 	obj    client.Object
@@ -55,6 +59,7 @@ func (r *Reconciler) writeStatuses(ctx context.Context, snap *snapshot, out *com
 		ups = append(ups, statusUpdate{obj: o, common: &o.Status.CommonStatus, ref: compiler.Ref{Kind: compiler.KindMCPTool, Namespace: o.Namespace, Name: o.Name}})
 	}
 
+	rejected := rejections(replicas, r.published)
 	now := metav1.NewTime(time.Now())
 	return forEach(len(ups), func(i int) error {
 		u := ups[i]
@@ -65,7 +70,7 @@ func (r *Reconciler) writeStatuses(ctx context.Context, snap *snapshot, out *com
 		}
 		before := u.obj.DeepCopyObject().(client.Object)
 		acked, total := programming(replicas, u.ref.String(), v.Generation)
-		setCommonStatus(u.common, v, acked, total, now)
+		setCommonStatus(u.common, v, acked, total, rejected, now)
 		if u.extra != nil {
 			u.extra()
 		}
@@ -87,8 +92,8 @@ func (r *Reconciler) writeStatuses(ctx context.Context, snap *snapshot, out *com
 
 // setCommonStatus writes the four conditions and observedGeneration.
 // LastTransitionTime moves only when a condition's status flips.
-func setCommonStatus(s *v1alpha1.CommonStatus, v compiler.Verdict, acked, total int, now metav1.Time) {
-	for _, c := range conditionsFor(v, acked, total) {
+func setCommonStatus(s *v1alpha1.CommonStatus, v compiler.Verdict, acked, total int, rejected string, now metav1.Time) {
+	for _, c := range conditionsFor(v, acked, total, rejected) {
 		c.LastTransitionTime = now
 		meta.SetStatusCondition(&s.Conditions, c)
 	}
@@ -102,9 +107,10 @@ func setCommonStatus(s *v1alpha1.CommonStatus, v compiler.Verdict, acked, total 
 
 // conditionsFor derives Accepted, ResolvedRefs, Programmed and Ready from the
 // compiler's verdict and the number of connected replicas (total) that
-// acknowledged a table holding this generation (acked). It is pure, so every
+// acknowledged a table holding this generation (acked); rejected lists the
+// replicas that refused the current table and why. It is pure, so every
 // combination is tested with a table.
-func conditionsFor(v compiler.Verdict, acked, total int) []metav1.Condition {
+func conditionsFor(v compiler.Verdict, acked, total int, rejected string) []metav1.Condition {
 	cond := func(t string, c compiler.Condition) metav1.Condition {
 		return metav1.Condition{Type: t, Status: c.Status, Reason: c.Reason, Message: c.Message, ObservedGeneration: v.Generation}
 	}
@@ -123,6 +129,9 @@ func conditionsFor(v compiler.Verdict, acked, total int) []metav1.Condition {
 	case total == 0:
 		programmed = compiler.Condition{Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonNoReplicas,
 			Message: "No data-plane replica is connected to the controller (acknowledged by 0/0 data-plane replicas)"}
+	case acked < total && rejected != "":
+		programmed = compiler.Condition{Status: metav1.ConditionFalse, Reason: ReasonRejected,
+			Message: fmt.Sprintf("Acknowledged by %d/%d data-plane replicas; the current routing table was rejected by %s", acked, total, rejected)}
 	case acked < total:
 		programmed = compiler.Condition{Status: metav1.ConditionUnknown, Reason: v1alpha1.ReasonPending,
 			Message: fmt.Sprintf("Acknowledged by %d/%d data-plane replicas", acked, total)}

@@ -26,24 +26,27 @@ func TestConditionsFor(t *testing.T) {
 		name              string
 		v                 compiler.Verdict
 		acked, total      int
+		rejected          string
 		programmed, ready cond
 	}{
-		{"programmed everywhere", compiler.Verdict{Accepted: ok, ResolvedRefs: refsOK, InTable: true}, 2, 2,
+		{"programmed everywhere", compiler.Verdict{Accepted: ok, ResolvedRefs: refsOK, InTable: true}, 2, 2, "",
 			cond{"True", "Programmed", "Acknowledged by 2/2 data-plane replicas"}, cond{"True", "Ready", "In effect on 2/2"}},
-		{"pending", compiler.Verdict{Accepted: ok, ResolvedRefs: refsOK, InTable: true}, 1, 3,
+		{"pending", compiler.Verdict{Accepted: ok, ResolvedRefs: refsOK, InTable: true}, 1, 3, "",
 			cond{"Unknown", "Pending", "Acknowledged by 1/3 data-plane replicas"}, cond{"Unknown", "Pending", "Programmed: Acknowledged by 1/3"}},
-		{"no replicas", compiler.Verdict{Accepted: ok, ResolvedRefs: refsOK, InTable: true}, 0, 0,
+		{"rejected", compiler.Verdict{Accepted: ok, ResolvedRefs: refsOK, InTable: true}, 1, 2, "dp-1: unknown provider type",
+			cond{"False", "Rejected", "Acknowledged by 1/2 data-plane replicas; the current routing table was rejected by dp-1: unknown provider type"}, cond{"False", "Rejected", "Programmed:"}},
+		{"no replicas", compiler.Verdict{Accepted: ok, ResolvedRefs: refsOK, InTable: true}, 0, 0, "",
 			cond{"False", "NoReplicas", "0/0"}, cond{"False", "NoReplicas", "Programmed: No data-plane replica"}},
-		{"invalid", compiler.Verdict{Accepted: invalid, ResolvedRefs: refsOK}, 2, 2,
+		{"invalid", compiler.Verdict{Accepted: invalid, ResolvedRefs: refsOK}, 2, 2, "",
 			cond{"False", "Invalid", "see the Accepted condition"}, cond{"False", "Invalid", "Accepted: model is bad"}},
-		{"unresolved", compiler.Verdict{Accepted: ok, ResolvedRefs: missing}, 2, 2,
+		{"unresolved", compiler.Verdict{Accepted: ok, ResolvedRefs: missing}, 2, 2, "",
 			cond{"False", "ProviderNotFound", "see the ResolvedRefs condition"}, cond{"False", "ProviderNotFound", "ResolvedRefs: LLMProvider"}},
-		{"in table with a partial grant", compiler.Verdict{Accepted: ok, ResolvedRefs: missing, InTable: true}, 1, 1,
+		{"in table with a partial grant", compiler.Verdict{Accepted: ok, ResolvedRefs: missing, InTable: true}, 1, 1, "",
 			cond{"True", "Programmed", "1/1"}, cond{"False", "ProviderNotFound", "ResolvedRefs:"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.v.Generation = 7
-			cs := conditionsFor(tc.v, tc.acked, tc.total)
+			cs := conditionsFor(tc.v, tc.acked, tc.total, tc.rejected)
 			if len(cs) != 4 {
 				t.Fatalf("%d conditions", len(cs))
 			}
@@ -71,10 +74,10 @@ func TestSetCommonStatusKeepsTransitionTime(t *testing.T) {
 		InTable:      true}
 	var s v1alpha1.CommonStatus
 	t0 := metav1.Unix(1000, 0)
-	setCommonStatus(&s, v, 0, 1, t0)
+	setCommonStatus(&s, v, 0, 1, "", t0)
 	t1 := metav1.Unix(2000, 0)
 	v.Generation = 2
-	setCommonStatus(&s, v, 1, 1, t1)
+	setCommonStatus(&s, v, 1, 1, "", t1)
 	for _, c := range s.Conditions {
 		want := t0
 		if c.Type == v1alpha1.ConditionProgrammed || c.Type == v1alpha1.ConditionReady {
@@ -124,5 +127,19 @@ func TestNewKey(t *testing.T) {
 			t.Fatal("duplicate key")
 		}
 		seen[k] = true
+	}
+}
+
+func TestRejections(t *testing.T) {
+	rs := []Replica{
+		{ID: "a", Connected: true, RejectedVersion: "v2", Error: "bad table"},
+		{ID: "b", Connected: true, RejectedVersion: "v1", Error: "older"},
+		{ID: "c", Connected: false, RejectedVersion: "v2", Error: "gone"},
+	}
+	if got := rejections(rs, "v2"); got != "a: bad table" {
+		t.Errorf("rejections = %q", got)
+	}
+	if got := rejections(rs, ""); got != "" {
+		t.Errorf("rejections before any table = %q", got)
 	}
 }
