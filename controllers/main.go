@@ -71,6 +71,9 @@ func Main(ctx context.Context, args []string) error {
 	fs.StringVar(&o.Namespace, "namespace", "", "watch only this namespace (default: all namespaces)")
 	fs.IntVar(&o.LogLevel, "v", 0, "log verbosity")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
 	if fs.NArg() > 0 {
