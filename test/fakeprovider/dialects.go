@@ -22,6 +22,12 @@ type dialect interface {
 func dialectOf(r *http.Request) dialect {
 	p := r.URL.Path
 	switch {
+	case strings.HasSuffix(p, "/api/embed") || strings.HasSuffix(p, "/api/embeddings"):
+		return ollamaDialect{}
+	case strings.HasSuffix(p, "/embeddings"):
+		return openaiDialect{}
+	case strings.Contains(p, ":embedContent") || strings.Contains(p, ":batchEmbedContents"):
+		return geminiDialect{}
 	case strings.HasSuffix(p, "/chat/completions"):
 		return openaiDialect{}
 	case strings.HasSuffix(p, "/v1/messages"):
@@ -129,6 +135,9 @@ func openaiToolCalls(a Answer, withIndex bool) []map[string]any {
 }
 
 func openaiFinish(a Answer) string {
+	if a.Truncated {
+		return "length"
+	}
 	if len(a.ToolCalls) > 0 {
 		return "tool_calls"
 	}
@@ -166,16 +175,36 @@ func (openaiDialect) stream(w *streamWriter, c Conversation, a Answer, chunks in
 	if len(a.ToolCalls) > 0 {
 		w.sse("", chunk(map[string]any{"tool_calls": openaiToolCalls(a, true)}, nil))
 	}
+	if w.errMsg != "" {
+		w.sse("", map[string]any{"error": map[string]any{"message": w.errMsg, "type": "server_error", "param": nil, "code": nil}})
+		return
+	}
 	w.sse("", chunk(map[string]any{}, openaiFinish(a)))
 	w.sse("", map[string]any{"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": c.Model, "choices": []any{},
 		"usage": map[string]any{"prompt_tokens": a.Prompt, "completion_tokens": a.Output, "total_tokens": a.Prompt + a.Output}})
 	w.write([]byte("data: [DONE]\n\n"))
 }
 
+// openaiErrorType is the error type (and code) OpenAI sends with a status.
+func openaiErrorType(status int) (typ string, code any) {
+	switch {
+	case status == http.StatusUnauthorized:
+		return "invalid_request_error", "invalid_api_key"
+	case status == http.StatusNotFound:
+		return "invalid_request_error", "model_not_found"
+	case status == http.StatusTooManyRequests:
+		return "rate_limit_error", "rate_limit_exceeded"
+	case status >= 400 && status < 500:
+		return "invalid_request_error", nil
+	}
+	return "server_error", nil
+}
+
 func (openaiDialect) writeError(w http.ResponseWriter, status int, msg string) {
+	typ, code := openaiErrorType(status)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"message": msg, "type": "server_error", "param": nil, "code": nil}})
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"message": msg, "type": typ, "param": nil, "code": code}})
 }
 
 // ---- Anthropic Messages ----
@@ -232,6 +261,9 @@ func (anthropicDialect) parse(_ *http.Request, body []byte) (Conversation, bool,
 }
 
 func anthropicStop(a Answer) string {
+	if a.Truncated {
+		return "max_tokens"
+	}
 	if len(a.ToolCalls) > 0 {
 		return "tool_use"
 	}
@@ -273,6 +305,10 @@ func (anthropicDialect) stream(w *streamWriter, c Conversation, a Answer, chunks
 		}
 		w.sse("content_block_stop", map[string]any{"type": "content_block_stop", "index": idx})
 		idx++
+	}
+	if w.errMsg != "" {
+		w.sse("error", map[string]any{"type": "error", "error": map[string]any{"type": "overloaded_error", "message": w.errMsg}})
+		return
 	}
 	w.sse("message_delta", map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": anthropicStop(a), "stop_sequence": nil},
 		"usage": map[string]any{"output_tokens": a.Output}})
@@ -362,9 +398,16 @@ func geminiParts(a Answer, textPart string) []any {
 	return parts
 }
 
+func geminiFinish(a Answer) string {
+	if a.Truncated {
+		return "MAX_TOKENS"
+	}
+	return "STOP"
+}
+
 func (geminiDialect) response(c Conversation, a Answer) any {
 	return map[string]any{
-		"candidates":    []any{map[string]any{"content": map[string]any{"role": "model", "parts": geminiParts(a, a.Text)}, "finishReason": "STOP", "index": 0}},
+		"candidates":    []any{map[string]any{"content": map[string]any{"role": "model", "parts": geminiParts(a, a.Text)}, "finishReason": geminiFinish(a), "index": 0}},
 		"usageMetadata": map[string]any{"promptTokenCount": a.Prompt, "candidatesTokenCount": a.Output, "totalTokenCount": a.Prompt + a.Output},
 		"modelVersion":  c.Model,
 	}
@@ -381,7 +424,7 @@ func (geminiDialect) stream(w *streamWriter, c Conversation, a Answer, chunks in
 		ev := map[string]any{"candidates": []any{cand}, "modelVersion": c.Model}
 		if i == len(pieces)-1 {
 			cand["content"] = map[string]any{"role": "model", "parts": geminiParts(a, p)}
-			cand["finishReason"] = "STOP"
+			cand["finishReason"] = geminiFinish(a)
 			ev["usageMetadata"] = map[string]any{"promptTokenCount": a.Prompt, "candidatesTokenCount": a.Output, "totalTokenCount": a.Prompt + a.Output}
 		}
 		b, _ := json.Marshal(ev)
@@ -390,7 +433,8 @@ func (geminiDialect) stream(w *streamWriter, c Conversation, a Answer, chunks in
 }
 
 func (geminiDialect) writeError(w http.ResponseWriter, status int, msg string) {
-	st := map[int]string{400: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE"}[status]
+	st := map[int]string{400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+		429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}[status]
 	if st == "" {
 		st = "INTERNAL"
 	}
@@ -452,9 +496,20 @@ func ollamaMessage(a Answer, content string, withTools bool) map[string]any {
 	return m
 }
 
+func ollamaDoneReason(a Answer) string {
+	if a.Truncated {
+		return "length"
+	}
+	return "stop"
+}
+
 func (ollamaDialect) response(c Conversation, a Answer) any {
-	return map[string]any{"model": c.Model, "created_at": time.Now().UTC().Format(time.RFC3339Nano), "message": ollamaMessage(a, a.Text, true),
-		"done": true, "done_reason": "stop", "prompt_eval_count": a.Prompt, "eval_count": a.Output}
+	msg := ollamaMessage(a, a.Text, true)
+	if a.Thinking != "" {
+		msg["thinking"] = a.Thinking
+	}
+	return map[string]any{"model": c.Model, "created_at": time.Now().UTC().Format(time.RFC3339Nano), "message": msg,
+		"done": true, "done_reason": ollamaDoneReason(a), "prompt_eval_count": a.Prompt, "eval_count": a.Output}
 }
 
 func (ollamaDialect) stream(w *streamWriter, c Conversation, a Answer, chunks int) {
@@ -462,6 +517,11 @@ func (ollamaDialect) stream(w *streamWriter, c Conversation, a Answer, chunks in
 	line := func(v any) {
 		b, _ := json.Marshal(v)
 		w.write(append(b, '\n'))
+	}
+	if a.Thinking != "" {
+		for _, p := range split(a.Thinking, 2) {
+			line(map[string]any{"model": c.Model, "message": map[string]any{"role": "assistant", "content": "", "thinking": p}, "done": false})
+		}
 	}
 	for _, p := range split(a.Text, chunks) {
 		if p != "" {
@@ -471,7 +531,11 @@ func (ollamaDialect) stream(w *streamWriter, c Conversation, a Answer, chunks in
 	if len(a.ToolCalls) > 0 {
 		line(map[string]any{"model": c.Model, "message": ollamaMessage(a, "", true), "done": false})
 	}
-	line(map[string]any{"model": c.Model, "message": map[string]any{"role": "assistant", "content": ""}, "done": true, "done_reason": "stop",
+	if w.errMsg != "" {
+		line(map[string]any{"error": w.errMsg})
+		return
+	}
+	line(map[string]any{"model": c.Model, "message": map[string]any{"role": "assistant", "content": ""}, "done": true, "done_reason": ollamaDoneReason(a),
 		"prompt_eval_count": a.Prompt, "eval_count": a.Output})
 }
 
@@ -543,6 +607,9 @@ func (bedrockDialect) parse(r *http.Request, body []byte) (Conversation, bool, e
 }
 
 func bedrockStop(a Answer) string {
+	if a.Truncated {
+		return "max_tokens"
+	}
 	if len(a.ToolCalls) > 0 {
 		return "tool_use"
 	}
@@ -566,11 +633,13 @@ func (bedrockDialect) stream(w *streamWriter, _ Conversation, a Answer, chunks i
 	w.w.Header().Set("Content-Type", "application/vnd.amazon.eventstream")
 	ev := func(typ string, v any) {
 		b, _ := json.Marshal(v)
-		frame, err := eventstream.AppendMessage(nil, &eventstream.Message{
-			Headers: []eventstream.Header{eventstream.StringHeader(":event-type", typ), eventstream.StringHeader(":content-type", "application/json"),
-				eventstream.StringHeader(":message-type", "event")},
-			Payload: b,
-		})
+		hs := []eventstream.Header{eventstream.StringHeader(":event-type", typ), eventstream.StringHeader(":content-type", "application/json"),
+			eventstream.StringHeader(":message-type", "event")}
+		if strings.HasSuffix(typ, "Exception") {
+			hs = []eventstream.Header{eventstream.StringHeader(":exception-type", typ), eventstream.StringHeader(":content-type", "application/json"),
+				eventstream.StringHeader(":message-type", "exception")}
+		}
+		frame, err := eventstream.AppendMessage(nil, &eventstream.Message{Headers: hs, Payload: b})
 		if err != nil {
 			panic(fmt.Sprintf("encode event-stream frame: %v", err))
 		}
@@ -593,13 +662,18 @@ func (bedrockDialect) stream(w *streamWriter, _ Conversation, a Answer, chunks i
 		ev("contentBlockStop", map[string]any{"contentBlockIndex": idx, "p": "abcd"})
 		idx++
 	}
+	if w.errMsg != "" {
+		ev("modelStreamErrorException", map[string]any{"message": w.errMsg, "originalStatusCode": 500, "originalMessage": w.errMsg})
+		return
+	}
 	ev("messageStop", map[string]any{"stopReason": bedrockStop(a), "p": "abcd"})
 	ev("metadata", map[string]any{"usage": map[string]any{"inputTokens": a.Prompt, "outputTokens": a.Output, "totalTokens": a.Prompt + a.Output},
 		"metrics": map[string]any{"latencyMs": 1}, "p": "abcd"})
 }
 
 func (bedrockDialect) writeError(w http.ResponseWriter, status int, msg string) {
-	typ := map[int]string{400: "ValidationException", 429: "ThrottlingException", 503: "ServiceUnavailableException"}[status]
+	typ := map[int]string{400: "ValidationException", 403: "AccessDeniedException", 404: "ResourceNotFoundException",
+		429: "ThrottlingException", 503: "ServiceUnavailableException"}[status]
 	if typ == "" {
 		typ = "InternalServerException"
 	}

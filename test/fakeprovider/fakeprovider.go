@@ -12,8 +12,12 @@
 //   - otherwise it answers "echo: <last user text>".
 //
 // Faults are scriptable (fail the first N requests, 429 with Retry-After,
-// delay before the first byte, die mid-stream) and every request is
-// recorded for assertions.
+// delay before the first byte, die mid-stream, an error event mid-stream, a
+// length-truncated answer) and every request is recorded for assertions.
+//
+// Embeddings endpoints (OpenAI and Azure /embeddings, Ollama /api/embed,
+// Gemini :embedContent and :batchEmbedContents) answer the deterministic
+// vectors of Embedding.
 package fakeprovider
 
 import (
@@ -48,6 +52,18 @@ type Behavior struct {
 	ChunkDelay time.Duration
 	// Reply overrides the text answer.
 	Reply string
+	// Thinking is sent as the model's reasoning before the answer (Ollama
+	// message.thinking, streamed in its own chunks).
+	Thinking string
+	// Truncated ends answers as cut by the output token limit (OpenAI
+	// "length", Anthropic and Bedrock "max_tokens", Gemini "MAX_TOKENS",
+	// Ollama done_reason "length").
+	Truncated bool
+	// StreamError replaces the end of a streamed answer, after its content,
+	// with an in-stream error carrying this message (OpenAI error data
+	// line, Anthropic error event, Bedrock exception frame, Ollama error
+	// line; Gemini ignores it).
+	StreamError string
 }
 
 // Recorded is one request as received.
@@ -163,12 +179,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":{"message":"unknown path `+r.URL.Path+`","type":"invalid_request_error"}}`, http.StatusNotFound)
 		return
 	}
+	if isEmbedPath(r.URL.Path) {
+		if e, ok := d.(embedder); ok {
+			e.embed(w, r, body)
+			return
+		}
+		d.writeError(w, http.StatusNotFound, "this provider has no embeddings endpoint")
+		return
+	}
 	conv, stream, err := d.parse(r, body)
 	if err != nil {
 		d.writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	ans := answer(conv, b.Reply)
+	ans.Thinking, ans.Truncated = b.Thinking, b.Truncated
 	if !stream {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(d.response(conv, ans))
@@ -178,7 +203,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if chunks <= 0 {
 		chunks = 4
 	}
-	sw := &streamWriter{w: w, rc: http.NewResponseController(w), dieAfter: b.DieAfterChunks, delay: b.ChunkDelay}
+	sw := &streamWriter{w: w, rc: http.NewResponseController(w), dieAfter: b.DieAfterChunks, delay: b.ChunkDelay, errMsg: b.StreamError}
 	d.stream(sw, conv, ans, chunks)
 }
 
@@ -197,6 +222,9 @@ type Answer struct {
 	ToolCalls []ToolCall
 	Prompt    int
 	Output    int
+	// Thinking and Truncated come from the Behavior.
+	Thinking  string
+	Truncated bool
 }
 
 // ToolCall is a call the fake model makes.
@@ -252,6 +280,8 @@ type streamWriter struct {
 	dieAfter int
 	delay    time.Duration
 	dead     bool
+	// errMsg, if set, replaces the stream's end with an error event.
+	errMsg string
 }
 
 // write sends one event's bytes; after dieAfter events it drops the
