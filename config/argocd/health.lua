@@ -5,7 +5,9 @@
 --
 --   Degraded     Accepted or ResolvedRefs is False for the current generation:
 --                the spec is invalid or names something that does not exist,
---                and waiting will not fix it. LLMProvider and MCPTool are also
+--                and waiting will not fix it; or Programmed is False with
+--                reason Rejected (a data-plane replica refused the routing
+--                table and serves its previous one). LLMProvider and MCPTool are also
 --                Degraded when Ready but their upstream does not answer
 --                (Healthy=False).
 --   Suspended    VirtualKey only: in effect but refusing requests on purpose
@@ -75,6 +77,15 @@ for _, t in ipairs({ "Accepted", "ResolvedRefs" }) do
   end
 end
 
+-- A data-plane replica refused the routing table holding this generation
+-- (it keeps serving its previous one): also not healed by waiting.
+local programmed = conditions["Programmed"]
+if programmed ~= nil and programmed.status == "False" and programmed.reason == "Rejected" and current(programmed) then
+  hs.status = "Degraded"
+  hs.message = describe(programmed)
+  return hs
+end
+
 local ready = conditions["Ready"]
 if ready == nil or not current(ready) then
   hs.status = "Progressing"
@@ -97,7 +108,6 @@ if ready.status ~= "True" then
   -- Not ready for a transient reason: usually Programmed is still pending
   -- (data-plane replicas have not all acknowledged the routing table).
   hs.status = "Progressing"
-  local programmed = conditions["Programmed"]
   if programmed ~= nil and programmed.status ~= "True" and current(programmed) then
     hs.message = describe(programmed)
   else

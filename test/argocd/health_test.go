@@ -142,6 +142,13 @@ func TestHealth(t *testing.T) {
 			"Progressing", "Programmed=Unknown (Pending): Acknowledged by 1/3 data-plane replicas"},
 		{"route with no data plane connected", route(1, 1, pending(1, v1alpha1.ReasonNoReplicas, "No data-plane replica is connected to the controller (acknowledged by 0/0 data-plane replicas)")),
 			"Progressing", "Programmed=False (NoReplicas)"},
+		{"route rejected by a replica", route(6, 6, with(with(settled(6),
+			cond(v1alpha1.ConditionProgrammed, metav1.ConditionFalse, "Rejected", "Acknowledged by 2/3 data-plane replicas; the current routing table was rejected by tollgate-dataplane-7d9f (unknown provider type)", 6)),
+			cond(v1alpha1.ConditionReady, metav1.ConditionFalse, "Rejected", "Programmed: Acknowledged by 2/3 data-plane replicas; the current routing table was rejected by tollgate-dataplane-7d9f (unknown provider type)", 6))),
+			"Degraded", "Programmed=False (Rejected): Acknowledged by 2/3 data-plane replicas; the current routing table was rejected by tollgate-dataplane-7d9f"},
+		{"route rejected for an older generation", route(7, 6, with(settled(6),
+			cond(v1alpha1.ConditionProgrammed, metav1.ConditionFalse, "Rejected", "rejected by tollgate-dataplane-7d9f", 6))),
+			"Progressing", "observe generation 7"},
 		{"route programmed unknown on first visit", route(1, 1, []metav1.Condition{
 			cond(v1alpha1.ConditionAccepted, metav1.ConditionTrue, v1alpha1.ReasonAccepted, "Compiled into the routing table", 1),
 			cond(v1alpha1.ConditionResolvedRefs, metav1.ConditionTrue, v1alpha1.ReasonResolvedRefs, "All references resolved", 1),

@@ -43,7 +43,7 @@ func loadSamples(t *testing.T) compiler.Input {
 // statusFromVerdict derives the conditions from a compiler verdict and the
 // replicas that acknowledged it exactly as controllers.conditionsFor does
 // (controllers/status.go; unexported, so mirrored here: keep in step).
-func statusFromVerdict(v compiler.Verdict, acked, total int) []metav1.Condition {
+func statusFromVerdict(v compiler.Verdict, acked, total int, rejected string) []metav1.Condition {
 	c := func(t string, x compiler.Condition) metav1.Condition {
 		return cond(t, x.Status, x.Reason, x.Message, v.Generation)
 	}
@@ -61,6 +61,9 @@ func statusFromVerdict(v compiler.Verdict, acked, total int) []metav1.Condition 
 	case total == 0:
 		programmed = compiler.Condition{Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonNoReplicas,
 			Message: "No data-plane replica is connected to the controller (acknowledged by 0/0 data-plane replicas)"}
+	case acked < total && rejected != "":
+		programmed = compiler.Condition{Status: metav1.ConditionFalse, Reason: "Rejected",
+			Message: fmt.Sprintf("Acknowledged by %d/%d data-plane replicas; the current routing table was rejected by %s", acked, total, rejected)}
 	case acked < total:
 		programmed = compiler.Condition{Status: metav1.ConditionUnknown, Reason: v1alpha1.ReasonPending,
 			Message: fmt.Sprintf("Acknowledged by %d/%d data-plane replicas", acked, total)}
@@ -140,9 +143,12 @@ func TestHealthOfCompilerVerdicts(t *testing.T) {
 				if v.Generation == 0 {
 					v.Generation = 1
 				}
-				for _, replicas := range []struct{ acked, total int }{{0, 0}, {1, 3}, {3, 3}} {
+				for _, replicas := range []struct {
+					acked, total int
+					rejected     string
+				}{{0, 0, ""}, {1, 3, ""}, {2, 3, "tollgate-dataplane-7d9f (unknown provider type)"}, {3, 3, ""}} {
 					programmed := replicas.total > 0 && replicas.acked == replicas.total
-					cs := statusFromVerdict(v, replicas.acked, replicas.total)
+					cs := statusFromVerdict(v, replicas.acked, replicas.total, replicas.rejected)
 					got := runHealth(t, script, objectFor(t, in, v, cs))
 					switch {
 					case v.Accepted.Status == metav1.ConditionFalse:
@@ -154,6 +160,10 @@ func TestHealthOfCompilerVerdicts(t *testing.T) {
 						degraded++
 						if got.Status != "Degraded" || !strings.Contains(got.Message, v.ResolvedRefs.Message) {
 							t.Errorf("%s: got %s %q, want Degraded with %q", v.Ref, got.Status, got.Message, v.ResolvedRefs.Message)
+						}
+					case v.InTable && replicas.rejected != "":
+						if got.Status != "Degraded" || !strings.Contains(got.Message, replicas.rejected) {
+							t.Errorf("%s: got %s %q, want Degraded naming the rejecting replica", v.Ref, got.Status, got.Message)
 						}
 					case !v.InTable || !programmed:
 						if got.Status != "Progressing" {
