@@ -77,8 +77,21 @@ func main() {
 	flag.BoolVar(&c.strict, "strict", false, "exit 1 when a target is missed")
 	flag.BoolVar(&c.quick, "quick", false, "short run: 2s windows, 2 rounds, 20,000-request soak, 500 open streams")
 	flag.Parse()
-	if c.quick {
-		c.duration, c.rounds, c.requests, c.streams = 2*time.Second, 2, 20000, 500
+	if c.quick { // shorter defaults; flags given explicitly still win
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["duration"] {
+			c.duration = 2 * time.Second
+		}
+		if !set["rounds"] {
+			c.rounds = 2
+		}
+		if !set["requests"] {
+			c.requests = 20000
+		}
+		if !set["streams"] {
+			c.streams = 500
+		}
 	}
 	c.scenarios = map[string]bool{}
 	for _, s := range strings.Split(scen, ",") {
@@ -193,7 +206,12 @@ func run(c config) (*report, error) {
 	e.children = append(e.children, e.gw)
 	logf("upstream %s, baseline proxy %s (pid %d), gateway %s (pid %d, %s), logs in %s",
 		e.up.addr, e.proxy.addr, e.proxy.pid, e.gw.addr, e.gw.pid, e.gwMode, tmp)
-	return e.scenarios()
+	r, err := e.scenarios()
+	if err == nil {
+		e.stop()
+		_ = os.RemoveAll(tmp) // logs are kept only when something failed
+	}
+	return r, err
 }
 
 func (e *environment) startGateway(exe, cfgDir string) error {
@@ -309,8 +327,11 @@ func (e *environment) scenarios() (*report, error) {
 			n = 40 // paced streams take half a second each
 		}
 		st := closedLoop(ep[k], 8, 30*time.Second, n)
-		if st.errs > 0 || st.n == 0 {
+		if st.n == 0 || st.errs*10 > st.n {
 			return nil, fmt.Errorf("warm-up of %s: %d of %d requests failed; see the logs in %s", k, st.errs, st.n, e.tmp)
+		}
+		if st.errs > 0 {
+			logf("warm-up of %s: %d of %d requests failed (errors in measured windows show in the tables)", k, st.errs, st.n)
 		}
 	}
 

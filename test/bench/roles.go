@@ -139,6 +139,7 @@ func startChild(name string, env []string, cpu int, logDir string, argv ...strin
 		}
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
+	dieWithParent(cmd)
 	cmd.Env = append(os.Environ(), env...)
 	logf, err := os.Create(filepath.Join(logDir, name+".log"))
 	if err != nil {
@@ -195,6 +196,7 @@ func startBinary(bin, dir string, cpu int, logDir string) (*child, error) {
 		}
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
+	dieWithParent(cmd)
 	logf, err := os.Create(filepath.Join(logDir, "gateway.log"))
 	if err != nil {
 		return nil, err
