@@ -11,6 +11,9 @@
 //
 //   - system and developer messages become the top-level system blocks, in
 //     order, wherever they appear in the conversation.
+//   - text that is empty or only whitespace is dropped from system, user and
+//     assistant content (Converse rejects blank text blocks; a turn left
+//     empty is dropped too); tool results keep it, Converse accepts it there.
 //   - consecutive messages of the same role are merged into one turn (Converse
 //     requires alternation); consecutive tool messages become one user turn of
 //     toolResult blocks. A tool message whose content is a JSON object is sent
@@ -293,7 +296,7 @@ func convertMessages(ctx context.Context, req *openai.ChatRequest, t translate.T
 			if err != nil {
 				return nil, err
 			}
-			if text != "" {
+			if !blank(text) {
 				out.System = append(out.System, wire.SystemContent{Text: text})
 			}
 		case openai.RoleUser:
@@ -328,6 +331,11 @@ func convertMessages(ctx context.Context, req *openai.ChatRequest, t translate.T
 	return historyTools, nil
 }
 
+// blank reports text Converse rejects as a content block: empty or only
+// whitespace ("text content blocks must contain non-whitespace text").
+// Such blocks are dropped; tool results are exempt, Converse accepts them.
+func blank(s string) bool { return strings.TrimSpace(s) == "" }
+
 // textOnly returns the text of a content that may hold text parts only.
 func textOnly(c openai.Content, param string) (string, error) {
 	if c.Kind != openai.ContentParts {
@@ -345,7 +353,7 @@ func textOnly(c openai.Content, param string) (string, error) {
 
 func userBlocks(ctx context.Context, c openai.Content, t translate.Target, param string) ([]wire.ContentBlock, error) {
 	if c.Kind != openai.ContentParts {
-		if c.Text == "" {
+		if blank(c.Text) {
 			return nil, nil
 		}
 		return []wire.ContentBlock{wire.TextBlock(c.Text)}, nil
@@ -355,7 +363,7 @@ func userBlocks(ctx context.Context, c openai.Content, t translate.Target, param
 		pp := fmt.Sprintf("%s.content[%d]", param, j)
 		switch p.Type {
 		case openai.PartText:
-			if p.Text != "" {
+			if !blank(p.Text) {
 				blocks = append(blocks, wire.TextBlock(p.Text))
 			}
 		case openai.PartImageURL:
@@ -422,20 +430,20 @@ func assistantBlocks(m *openai.Message, param string) ([]wire.ContentBlock, erro
 		for j, p := range m.Content.Parts {
 			switch p.Type {
 			case openai.PartText:
-				if p.Text != "" {
+				if !blank(p.Text) {
 					blocks = append(blocks, wire.TextBlock(p.Text))
 				}
 			case openai.PartRefusal:
-				if p.Refusal != "" {
+				if !blank(p.Refusal) {
 					blocks = append(blocks, wire.TextBlock(p.Refusal))
 				}
 			default:
 				return nil, badRequest(fmt.Sprintf("%s.content[%d].type", param, j), "assistant content part type %q is not supported", p.Type)
 			}
 		}
-	} else if m.Content.Text != "" {
+	} else if !blank(m.Content.Text) {
 		blocks = append(blocks, wire.TextBlock(m.Content.Text))
-	} else if m.Refusal != "" {
+	} else if !blank(m.Refusal) {
 		blocks = append(blocks, wire.TextBlock(m.Refusal))
 	}
 	for j, tc := range m.ToolCalls {
@@ -525,7 +533,11 @@ func convertTools(req *openai.ChatRequest, historyTools []string, out *wire.Conv
 		if isNullJSON(schema) {
 			schema = objectSchema
 		}
-		tools = append(tools, wire.Tool{ToolSpec: &wire.ToolSpec{Name: t.Function.Name, Description: t.Function.Description, InputSchema: wire.InputSchema{JSON: schema}}})
+		desc := t.Function.Description
+		if blank(desc) {
+			desc = "" // Converse rejects an empty description; omit it
+		}
+		tools = append(tools, wire.Tool{ToolSpec: &wire.ToolSpec{Name: t.Function.Name, Description: desc, InputSchema: wire.InputSchema{JSON: schema}}})
 	}
 
 	mode := openai.ToolChoiceAuto
