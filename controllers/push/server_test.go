@@ -155,7 +155,7 @@ func TestStaticTokenAuth(t *testing.T) {
 }
 
 func TestRejectsBeforeSendingAnything(t *testing.T) {
-	s, url := newTestServer(t, time.Second, 3*time.Second)
+	s, url := newTestServer(t, 10*time.Second, time.Minute)
 	s.Publish(testTable(t, 1))
 	r, code := dial(t, url, "dp-0", "wrong")
 	if code != http.StatusUnauthorized || r.resp.Header.Get("WWW-Authenticate") == "" {
@@ -230,7 +230,7 @@ func TestSilentReplicaIsDisconnectedAndForgotten(t *testing.T) {
 }
 
 func TestHeartbeatsKeepAReplica(t *testing.T) {
-	s, url := newTestServer(t, 20*time.Millisecond, 100*time.Millisecond)
+	s, url := newTestServer(t, 20*time.Millisecond, 400*time.Millisecond)
 	r, _ := dial(t, url, "dp-0", "tok")
 	done := make(chan struct{})
 	defer close(done)
@@ -249,8 +249,8 @@ func TestHeartbeatsKeepAReplica(t *testing.T) {
 			}
 		}
 	}()
-	// Count server heartbeats for 5 replica timeouts; the stream must stay up.
-	deadline := time.Now().Add(500 * time.Millisecond)
+	// Count server heartbeats for 2 replica timeouts; the stream must stay up.
+	deadline := time.Now().Add(800 * time.Millisecond)
 	beats := 0
 	for time.Now().Before(deadline) {
 		var m wire.Message
@@ -262,7 +262,7 @@ func TestHeartbeatsKeepAReplica(t *testing.T) {
 		}
 	}
 	if beats < 5 {
-		t.Errorf("only %d server heartbeats in 500ms at a 20ms interval", beats)
+		t.Errorf("only %d server heartbeats in 800ms at a 20ms interval", beats)
 	}
 	if rep, _ := replica(s, "dp-0"); !rep.Connected {
 		t.Error("replica not connected")
@@ -270,7 +270,7 @@ func TestHeartbeatsKeepAReplica(t *testing.T) {
 }
 
 func TestAckedTablesAreKept(t *testing.T) {
-	s, url := newTestServer(t, time.Second, 3*time.Second)
+	s, url := newTestServer(t, 10*time.Second, time.Minute)
 	t1, t2, t3 := testTable(t, 1), testTable(t, 2), testTable(t, 3)
 	s.Publish(t1)
 	r, _ := dial(t, url, "dp-0", "tok")
@@ -329,7 +329,7 @@ func TestAckedTablesAreKept(t *testing.T) {
 }
 
 func TestReconnectSupersedesTheOldStream(t *testing.T) {
-	s, url := newTestServer(t, time.Second, 3*time.Second)
+	s, url := newTestServer(t, 10*time.Second, time.Minute)
 	s.Publish(testTable(t, 1))
 	old, _ := dial(t, url, "dp-0", "tok")
 	if m, _ := old.next(); m.Type != wire.TypeHello {

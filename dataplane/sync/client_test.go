@@ -69,9 +69,20 @@ func eventually(t testing.TB, what string, cond func() bool) {
 
 // logSink records log lines so tests can check that no secret is logged.
 type logSink struct {
-	t  testing.TB
-	mu gosync.Mutex
-	b  strings.Builder
+	t    testing.TB
+	mu   gosync.Mutex
+	b    strings.Builder
+	done bool // the test is finishing: handlers still running must not call t.Log
+}
+
+func newLogSink(t testing.TB) *logSink {
+	l := &logSink{t: t}
+	t.Cleanup(func() {
+		l.mu.Lock()
+		l.done = true
+		l.mu.Unlock()
+	})
+	return l
 }
 
 func (l *logSink) logger(name string) logr.Logger {
@@ -81,9 +92,11 @@ func (l *logSink) logger(name string) logr.Logger {
 func (l *logSink) Helper() {}
 func (l *logSink) Log(args ...any) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	fmt.Fprintln(&l.b, args...)
-	l.mu.Unlock()
-	l.t.Log(args...)
+	if !l.done {
+		l.t.Log(args...)
+	}
 }
 func (l *logSink) Logf(format string, args ...any) { l.Log(fmt.Sprintf(format, args...)) }
 
@@ -237,7 +250,7 @@ func ackedBy(s *push.Server, version string, ids ...string) bool {
 }
 
 func TestFullTableOnConnect(t *testing.T) {
-	logs := &logSink{t: t}
+	logs := newLogSink(t)
 	s := newServer(logs.logger("controller"), nil)
 	t1 := table(t, 1)
 	s.Publish(t1)
@@ -257,7 +270,7 @@ func TestFullTableOnConnect(t *testing.T) {
 }
 
 func TestWaitsForFirstPublish(t *testing.T) {
-	logs := &logSink{t: t}
+	logs := newLogSink(t)
 	s := newServer(logs.logger("controller"), nil)
 	ctl := startController(t, s.Handler())
 	r := startReplica(t, "dp-0", ctl.url(), logs.logger("dataplane"), nil)
@@ -274,7 +287,7 @@ func TestWaitsForFirstPublish(t *testing.T) {
 }
 
 func TestPushToThreeReplicas(t *testing.T) {
-	logs := &logSink{t: t}
+	logs := newLogSink(t)
 	s := newServer(logs.logger("controller"), nil)
 	ctl := startController(t, s.Handler())
 	ids := []string{"dp-0", "dp-1", "dp-2"}
@@ -345,7 +358,7 @@ func TestPushToThreeReplicas(t *testing.T) {
 }
 
 func TestBadTokenIsRefused(t *testing.T) {
-	logs := &logSink{t: t}
+	logs := newLogSink(t)
 	s := newServer(logs.logger("controller"), nil)
 	s.Publish(table(t, 1))
 	ctl := startController(t, s.Handler())
@@ -393,7 +406,7 @@ func logText(l *logSink) string {
 }
 
 func TestControllerGoesAway(t *testing.T) {
-	logs := &logSink{t: t}
+	logs := newLogSink(t)
 	s := newServer(logs.logger("controller"), nil)
 	t1 := table(t, 1)
 	s.Publish(t1)
@@ -427,7 +440,7 @@ func TestControllerGoesAway(t *testing.T) {
 }
 
 func TestReconnectToSameTableDoesNotReapply(t *testing.T) {
-	logs := &logSink{t: t}
+	logs := newLogSink(t)
 	s := newServer(logs.logger("controller"), nil)
 	t1 := table(t, 1)
 	s.Publish(t1)
@@ -444,7 +457,7 @@ func TestReconnectToSameTableDoesNotReapply(t *testing.T) {
 }
 
 func TestBadTableIsRejected(t *testing.T) {
-	logs := &logSink{t: t}
+	logs := newLogSink(t)
 	s := newServer(logs.logger("controller"), nil)
 	t1 := table(t, 1)
 	s.Publish(t1)
@@ -513,7 +526,7 @@ func (a *rotatingAuth) Authenticate(r *http.Request) (string, error) {
 }
 
 func TestTokenFileRotation(t *testing.T) {
-	logs := &logSink{t: t}
+	logs := newLogSink(t)
 	auth := &rotatingAuth{accept: "token-A"}
 	s := newServer(logs.logger("controller"), auth)
 	t1 := table(t, 1)
@@ -568,7 +581,7 @@ func TestSilentControllerIsAbandoned(t *testing.T) {
 		w.(http.Flusher).Flush()
 		<-r.Context().Done()
 	})
-	logs := &logSink{t: t}
+	logs := newLogSink(t)
 	ctl := startController(t, h)
 	startReplica(t, "dp-0", ctl.url(), logs.logger("dataplane"), nil)
 	eventually(t, "a reconnect after silence", func() bool { return conns.Load() >= 2 })
@@ -607,7 +620,7 @@ func TestRunValidatesAndStops(t *testing.T) {
 func TestHTTP2(t *testing.T) {
 	for _, mode := range []string{"h2c", "tls"} {
 		t.Run(mode, func(t *testing.T) {
-			logs := &logSink{t: t}
+			logs := newLogSink(t)
 			s := newServer(logs.logger("controller"), nil)
 			t1 := table(t, 1)
 			s.Publish(t1)
