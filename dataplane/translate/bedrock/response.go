@@ -3,6 +3,7 @@ package bedrock
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -21,32 +22,35 @@ func (tr *Translator) ChatResponse(body []byte, t translate.Target, meta transla
 	if err := json.Unmarshal(body, &r); err != nil {
 		return nil, fmt.Errorf("bedrock: decode converse response: %w", err)
 	}
+	if r.Output.Message == nil {
+		// Not a Converse answer (a proxy's page, another API's body): an
+		// error lets the proxy fail over instead of serving an empty reply.
+		return nil, errors.New("bedrock: converse response has no output message")
+	}
 	msg := openai.Message{Role: openai.RoleAssistant}
 	var text, reasoning strings.Builder
 	hasText := false
-	if r.Output.Message != nil {
-		for _, b := range r.Output.Message.Content {
-			switch {
-			case b.Text != nil:
-				text.WriteString(*b.Text)
+	for _, b := range r.Output.Message.Content {
+		switch {
+		case b.Text != nil:
+			text.WriteString(*b.Text)
+			hasText = true
+		case b.ToolUse != nil:
+			args := compactJSON(b.ToolUse.Input)
+			if b.ToolUse.Name == anthropic.JSONToolName {
+				text.WriteString(args)
 				hasText = true
-			case b.ToolUse != nil:
-				args := compactJSON(b.ToolUse.Input)
-				if b.ToolUse.Name == anthropic.JSONToolName {
-					text.WriteString(args)
-					hasText = true
-					continue
-				}
-				msg.ToolCalls = append(msg.ToolCalls, openai.ToolCall{
-					ID:       b.ToolUse.ToolUseID,
-					Type:     "function",
-					Function: openai.FunctionCall{Name: b.ToolUse.Name, Arguments: args},
-				})
-			case b.ReasoningContent != nil && b.ReasoningContent.ReasoningText != nil:
-				reasoning.WriteString(b.ReasoningContent.ReasoningText.Text)
-				if s := b.ReasoningContent.ReasoningText.Signature; s != "" {
-					msg.ReasoningSignature = s
-				}
+				continue
+			}
+			msg.ToolCalls = append(msg.ToolCalls, openai.ToolCall{
+				ID:       b.ToolUse.ToolUseID,
+				Type:     "function",
+				Function: openai.FunctionCall{Name: b.ToolUse.Name, Arguments: args},
+			})
+		case b.ReasoningContent != nil && b.ReasoningContent.ReasoningText != nil:
+			reasoning.WriteString(b.ReasoningContent.ReasoningText.Text)
+			if s := b.ReasoningContent.ReasoningText.Signature; s != "" {
+				msg.ReasoningSignature = s
 			}
 		}
 	}

@@ -369,7 +369,7 @@ func TestRetryAfterDate(t *testing.T) {
 }
 
 func TestChatResponseInvalid(t *testing.T) {
-	for _, body := range []string{``, `{`, `[]`, `{"output":{"message":{"content":"x"}}}`} {
+	for _, body := range []string{``, `{`, `[]`, `{}`, `{"stopReason":"end_turn","usage":{"inputTokens":1}}`, `{"output":{"message":{"content":"x"}}}`} {
 		if _, err := New().ChatResponse([]byte(body), target("m"), testMeta); err == nil {
 			t.Errorf("ChatResponse(%q) succeeded", body)
 		}
