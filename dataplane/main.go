@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -22,6 +23,7 @@ import (
 
 	"tollgate.dev/tollgate/dataplane/guard"
 	"tollgate.dev/tollgate/dataplane/mcp"
+	"tollgate.dev/tollgate/dataplane/metering"
 	"tollgate.dev/tollgate/dataplane/routetable"
 	"tollgate.dev/tollgate/dataplane/server"
 	"tollgate.dev/tollgate/dataplane/sync"
@@ -93,8 +95,19 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 		Log:        log.WithName("mcp"),
 	})
 	defer gw.Close()
+	// Usage is reported to the controller over the push channel's address,
+	// with the same token; file mode meters locally.
+	var syncClient *sync.Client
+	meterOpts := metering.Options{Registerer: reg, Log: log.WithName("metering"), Replica: o.ReplicaID}
+	if o.ControllerURL != "" {
+		syncClient = &sync.Client{URL: o.ControllerURL, TokenFile: o.TokenFile, Token: o.Token, ReplicaID: o.ReplicaID, Log: log}
+		meterOpts.ReportURL = strings.TrimRight(o.ControllerURL, "/") + "/v1/usage"
+		meterOpts.Token = syncClient.BearerToken
+	}
+	meter := metering.New(meterOpts)
 	srv := server.New(server.Options{
 		MCP:          gw.Handler(),
+		Meter:        meter,
 		Translators:  providers.For,
 		Media:        media.NewFetcher(30*time.Second, media.DefaultMaxBytes, o.AllowPrivateImageURLs),
 		Log:          log,
@@ -107,6 +120,7 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 			return err
 		}
 		gw.SetTable(t)
+		meter.SetTable(t)
 		log.Info("Applied routing table", "version", t.Version, "routes", len(t.Routes), "keys", len(t.Keys))
 		return nil
 	}
@@ -121,9 +135,9 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 		go func() { errc <- fw.Run(ctx) }()
 		synced = func() bool { return true }
 	} else {
-		c := &sync.Client{URL: o.ControllerURL, TokenFile: o.TokenFile, Token: o.Token, ReplicaID: o.ReplicaID, Apply: apply, Log: log}
-		go func() { errc <- c.Run(ctx) }()
-		synced = c.Synced
+		syncClient.Apply = apply
+		go func() { errc <- syncClient.Run(ctx) }()
+		synced = syncClient.Synced
 	}
 
 	pub, err := net.Listen("tcp", o.Listen)
