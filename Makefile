@@ -6,6 +6,9 @@ GOBIN ?= $(shell go env GOPATH)/bin
 CONTROLLER_GEN_VERSION ?= v0.23.0
 CONTROLLER_GEN ?= $(GOBIN)/controller-gen
 ENVTEST_ASSETS_CMD := hack/envtest-assets.sh
+HELM_CMD := hack/helm.sh
+IMG ?= tollgate:dev
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # Packages under test; the race detector covers the data plane and controllers.
 GO_TEST_FLAGS ?= -count=1 -timeout=30m
 
@@ -47,8 +50,24 @@ vet: ## go vet.
 lint: vet ## Static checks: gofmt and go vet.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+.PHONY: helm
+helm: ## Build the pinned helm (cached under ~/.cache/tollgate/bin).
+	@$(HELM_CMD) >/dev/null
+
+.PHONY: helm-lint
+helm-lint: helm ## Lint the Helm chart (strict).
+	"$$($(HELM_CMD))" lint --strict charts/tollgate
+
+.PHONY: argocd-health
+argocd-health: ## Regenerate config/argocd/argocd-cm.yaml from config/argocd/health.lua.
+	go test ./test/argocd -run TestConfigMapMatchesScript -update -count=1
+
+.PHONY: docker-build
+docker-build: ## Build the container image.
+	docker build -t $(IMG) --build-arg VERSION=$(VERSION) .
+
 .PHONY: test
-test: envtest-assets ## Run all tests (unit, golden, envtest, e2e) with the real API server.
+test: envtest-assets helm ## Run all tests (unit, golden, envtest, e2e) with the real API server.
 	KUBEBUILDER_ASSETS="$$($(ENVTEST_ASSETS_CMD))" KUBEBUILDER_CONTROLPLANE_START_TIMEOUT=120s go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-race
