@@ -57,7 +57,7 @@ func Main(ctx context.Context, args []string) error {
 	var allowed string
 	fs := flag.NewFlagSet("controller", flag.ContinueOnError)
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, then $KUBECONFIG)")
-	fs.BoolVar(&o.LeaderElect, "leader-elect", true, "elect one active controller among the replicas (a Lease); only the leader compiles, serves the push channel and writes status")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", true, "elect one active controller among the replicas (a Lease); only the leader compiles, serves push streams and writes status")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease (default: the pod's namespace)")
 	fs.StringVar(&o.PushAddr, "push-addr", ":8082", "address of the push channel the data-plane replicas connect to")
 	fs.StringVar(&o.PushAuth, "push-auth", "tokenreview", "how replicas authenticate: tokenreview (projected service-account token) or static (a shared token from --push-token-file)")
@@ -147,7 +147,7 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	if err := rec.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up reconciler: %w", err)
 	}
-	ps := &pushServer{addr: o.PushAddr, handler: srv.Handler(), certFile: o.PushTLSCert, keyFile: o.PushTLSKey, log: log.WithName("push")}
+	ps := &pushServer{addr: o.PushAddr, handler: srv.Handler(), certFile: o.PushTLSCert, keyFile: o.PushTLSKey, log: log.WithName("push"), elected: mgr.Elected()}
 	if err := mgr.Add(ps); err != nil {
 		return err
 	}
@@ -218,27 +218,46 @@ func (p pushPublisher) Replicas() []Replica {
 	return out
 }
 
-// pushServer serves the push channel on the elected leader only: the leader
-// is the one replica that compiles and publishes, so a data plane connected
-// anywhere else would never receive a table. Until it is elected a replica
-// is not ready, and the Service in front of the controllers routes data
-// planes to the leader alone.
+// pushServer listens on every controller replica but serves the push
+// channel on the elected leader only: the leader is the one replica that
+// compiles and publishes, and the only one that can count every replica's
+// acknowledgement. Before it is elected a replica answers 503 with
+// "Connection: close", so a data plane that reached it through the Service
+// reconnects on a fresh connection (kube-proxy picks a pod per connection)
+// until it lands on the leader. Every replica is ready: gating readiness on
+// leadership would stall every rolling update (a surge pod that can never be
+// elected never turns ready).
 type pushServer struct {
 	addr              string
 	handler           http.Handler
 	certFile, keyFile string
 	log               logr.Logger
-	serving           atomic.Bool
+	// elected is closed when this replica becomes the leader.
+	elected <-chan struct{}
+	leader  atomic.Bool
+	serving atomic.Bool
 }
 
-// NeedLeaderElection makes the manager start the server only once elected.
-func (p *pushServer) NeedLeaderElection() bool { return true }
+// NeedLeaderElection is false: the listener runs on every replica.
+func (p *pushServer) NeedLeaderElection() bool { return false }
 
 func (p *pushServer) ready(*http.Request) error {
 	if !p.serving.Load() {
-		return errors.New("not the leader: the push channel is served by the elected controller only")
+		return errors.New("the push channel listener is not up")
 	}
 	return nil
+}
+
+// ServeHTTP hands the stream to the push server on the leader and turns it
+// away elsewhere.
+func (p *pushServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !p.leader.Load() {
+		w.Header().Set("Connection", "close")
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "this controller replica is not the leader; reconnect", http.StatusServiceUnavailable)
+		return
+	}
+	p.handler.ServeHTTP(w, r)
 }
 
 // Start serves until ctx ends.
@@ -248,7 +267,7 @@ func (p *pushServer) Start(ctx context.Context) error {
 		return fmt.Errorf("push channel: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           p.handler,
+		Handler:           p,
 		ReadHeaderTimeout: 10 * time.Second,
 		// No read or write timeout: streams live for hours; the push
 		// server's heartbeats detect dead peers.
@@ -263,7 +282,15 @@ func (p *pushServer) Start(ctx context.Context) error {
 		}
 	}()
 	p.serving.Store(true)
-	p.log.Info("Serving the push channel", "addr", ln.Addr().String(), "tls", p.certFile != "")
+	p.log.Info("Push channel listening; serving streams once elected", "addr", ln.Addr().String(), "tls", p.certFile != "")
+	go func() {
+		select {
+		case <-p.elected:
+			p.leader.Store(true)
+			p.log.Info("Elected: serving the push channel")
+		case <-ctx.Done():
+		}
+	}()
 	select {
 	case <-ctx.Done():
 		p.serving.Store(false)

@@ -179,3 +179,49 @@ func writeKubeconfig(t *testing.T, dir string) string {
 	}
 	return p
 }
+
+// TestPushServerServesOnlyOnceElected: a standby replica turns push streams
+// away with 503 and "Connection: close" (so the data plane's next attempt
+// may land on another pod), and serves them once elected.
+func TestPushServerServesOnlyOnceElected(t *testing.T) {
+	elected := make(chan struct{})
+	p := &pushServer{
+		addr:    freeAddr(t),
+		handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }),
+		log:     logr.Discard(),
+		elected: elected,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Start: %v", err)
+		}
+	})
+	status := func() (int, bool) {
+		resp, err := http.Post("http://"+p.addr+wire.StreamPath, wire.ContentType, strings.NewReader(""))
+		if err != nil {
+			return 0, false
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Close
+	}
+	eventually(t, "standby answers 503", func() error {
+		if code, closed := status(); code != http.StatusServiceUnavailable || !closed {
+			return fmt.Errorf("HTTP %d, connection close %v", code, closed)
+		}
+		return nil
+	})
+	if err := p.ready(nil); err != nil {
+		t.Errorf("a standby replica must be ready (rolling updates wait for it): %v", err)
+	}
+	close(elected)
+	eventually(t, "leader serves", func() error {
+		if code, _ := status(); code != http.StatusOK {
+			return fmt.Errorf("HTTP %d", code)
+		}
+		return nil
+	})
+}
