@@ -44,7 +44,10 @@
 //     client max_tokens, maxTokens is raised to budget + the default so the
 //     answer keeps room. Other models ignore reasoning_effort.
 //   - temperature above 1 is clamped to 1 (Converse models accept 0..1).
-//   - n > 1, logprobs, audio and file parts are rejected with 400; seed,
+//   - file parts (file_data, as a data: URL or bare base64) become document
+//     blocks (pdf, csv, doc(x), xls(x), html, txt, md) named after their
+//     filename, reduced to the characters Converse allows.
+//   - n > 1, logprobs, audio and file_id parts are rejected with 400; seed,
 //     penalties, user and metadata have no Converse equivalent and are dropped.
 package bedrock
 
@@ -58,8 +61,10 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"tollgate.dev/tollgate/dataplane/routetable"
 	wire "tollgate.dev/tollgate/dataplane/schema/bedrock"
@@ -286,6 +291,7 @@ func (ts *turns) add(role string, blocks ...wire.ContentBlock) {
 // the tools the history calls, in first-call order.
 func convertMessages(ctx context.Context, req *openai.ChatRequest, t translate.Target, out *wire.ConverseRequest) ([]string, error) {
 	var ts turns
+	var docs docNames
 	var historyTools []string
 	seen := map[string]bool{}
 	for i, m := range req.Messages {
@@ -300,7 +306,7 @@ func convertMessages(ctx context.Context, req *openai.ChatRequest, t translate.T
 				out.System = append(out.System, wire.SystemContent{Text: text})
 			}
 		case openai.RoleUser:
-			blocks, err := userBlocks(ctx, m.Content, t, param)
+			blocks, err := userBlocks(ctx, m.Content, t, &docs, param)
 			if err != nil {
 				return nil, err
 			}
@@ -351,7 +357,7 @@ func textOnly(c openai.Content, param string) (string, error) {
 	return b.String(), nil
 }
 
-func userBlocks(ctx context.Context, c openai.Content, t translate.Target, param string) ([]wire.ContentBlock, error) {
+func userBlocks(ctx context.Context, c openai.Content, t translate.Target, docs *docNames, param string) ([]wire.ContentBlock, error) {
 	if c.Kind != openai.ContentParts {
 		if blank(c.Text) {
 			return nil, nil
@@ -372,11 +378,109 @@ func userBlocks(ctx context.Context, c openai.Content, t translate.Target, param
 				return nil, err
 			}
 			blocks = append(blocks, wire.ContentBlock{Image: img})
+		case openai.PartFile:
+			doc, err := documentBlock(p.File, docs, pp+".file")
+			if err != nil {
+				return nil, err
+			}
+			blocks = append(blocks, wire.ContentBlock{Document: doc})
 		default:
 			return nil, badRequest(pp+".type", "content part type %q is not supported by the Bedrock backend", p.Type)
 		}
 	}
 	return blocks, nil
+}
+
+// documentFormats maps media types to Converse document formats.
+var documentFormats = map[string]string{
+	"application/pdf":    "pdf",
+	"text/csv":           "csv",
+	"application/msword": "doc",
+	"application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+	"application/vnd.ms-excel": "xls",
+	"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+	"text/html":     "html",
+	"text/plain":    "txt",
+	"text/markdown": "md",
+}
+
+// documentExtensions maps filename extensions to Converse document formats,
+// for file_data given as bare base64.
+var documentExtensions = map[string]string{
+	".pdf": "pdf", ".csv": "csv", ".doc": "doc", ".docx": "docx", ".xls": "xls", ".xlsx": "xlsx",
+	".html": "html", ".htm": "html", ".txt": "txt", ".md": "md",
+}
+
+// docNames hands out the document names of one request: Converse requires
+// a name (letters, digits, single spaces, hyphens, parentheses and square
+// brackets, at most 200 characters), and distinct documents must not share
+// one.
+type docNames struct {
+	n    int
+	used map[string]bool
+}
+
+func (d *docNames) name(filename string) string {
+	d.n++
+	base := strings.TrimSuffix(filename, path.Ext(filename))
+	var b strings.Builder
+	space := true // no leading space
+	for _, r := range base {
+		switch {
+		case r < utf8.RuneSelf && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-()[]", r)):
+			b.WriteRune(r)
+			space = false
+		case !space:
+			b.WriteByte(' ')
+			space = true
+		}
+	}
+	name := strings.TrimSpace(b.String())
+	if len(name) > 180 {
+		name = strings.TrimSpace(name[:180])
+	}
+	if name == "" {
+		name = fmt.Sprintf("document-%d", d.n)
+	}
+	if d.used == nil {
+		d.used = map[string]bool{}
+	}
+	for i := 2; d.used[name]; i++ {
+		name = strings.TrimSuffix(name, fmt.Sprintf(" (%d)", i-1)) + fmt.Sprintf(" (%d)", i)
+	}
+	d.used[name] = true
+	return name
+}
+
+// documentBlock inlines a file part. file_data is a data: URL, or bare
+// base64 as OpenAI sends it, whose type then comes from the filename's
+// extension (PDF when it has none).
+func documentBlock(f *openai.File, docs *docNames, param string) (*wire.DocumentBlock, error) {
+	if f == nil || f.FileData == "" {
+		return nil, badRequest(param, "file parts must carry file_data (file_id is not supported by the Bedrock backend)")
+	}
+	d, ok, err := media.ParseDataURL(f.FileData)
+	format := ""
+	if !ok {
+		// Bare base64: the extension names the format, PDF by default,
+		// as OpenAI only takes PDFs there.
+		format = "pdf"
+		if ext := strings.ToLower(path.Ext(f.Filename)); ext != "" {
+			if ef, known := documentExtensions[ext]; known {
+				format = ef
+			}
+		}
+		d, ok, err = media.ParseDataURL("data:application/octet-stream;base64," + f.FileData)
+	}
+	if err != nil || !ok || d.Base64 == "" {
+		return nil, badRequest(param+".file_data", "invalid file_data")
+	}
+	if format == "" {
+		if format, ok = documentFormats[strings.ToLower(d.MediaType)]; !ok {
+			return nil, badRequest(param+".file_data", "file type %q is not supported (pdf, csv, doc, docx, xls, xlsx, html, txt and md are)", d.MediaType)
+		}
+	}
+	return &wire.DocumentBlock{Format: format, Name: docs.name(f.Filename), Source: wire.DocumentSource{Bytes: d.Base64}}, nil
 }
 
 // imageFormats maps media types to Converse image formats.
