@@ -113,9 +113,22 @@ func (s *stream) handle(m *eventstream.Message) (*openai.ChatChunk, error) {
 		_ = json.Unmarshal(m.Payload, &eb)
 		msg := eb.Text()
 		if msg == "" {
+			msg = eb.OriginalMessage
+		}
+		if msg == "" {
 			msg = "bedrock stream exception"
 		}
-		return nil, exceptionError(m.StringHeader(headerExceptionType), http.StatusBadGateway, msg)
+		e := exceptionError(m.StringHeader(headerExceptionType), http.StatusBadGateway, msg)
+		if eb.OriginalStatusCode == http.StatusTooManyRequests && e.Status >= 500 {
+			// A model stream error that was the model's own throttling:
+			// the client should back off and retry, not see a bad gateway.
+			code := ""
+			if e.Code != nil {
+				code = *e.Code
+			}
+			e = openai.NewError(http.StatusTooManyRequests, openai.TypeRateLimit, code, "", e.Message)
+		}
+		return nil, e
 	case messageError:
 		return nil, exceptionError(m.StringHeader(headerErrorCode), http.StatusBadGateway, m.StringHeader(headerErrorMessage))
 	default:
