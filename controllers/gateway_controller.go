@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -44,6 +45,10 @@ import (
 // (Envoy Gateway does the same). The workqueue coalesces bursts into one
 // reconcile.
 var aggregateRequest = reconcile.Request{NamespacedName: types.NamespacedName{Name: "tollgate-routing-table"}}
+
+// missedSecretRetry is how soon to recompile when a referenced Secret turned
+// up after the compilation read the cache.
+const missedSecretRetry = 100 * time.Millisecond
 
 // statusWorkers bounds concurrent status patches, so a table change that
 // touches thousands of objects does not take thousands of round trips in
@@ -191,7 +196,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		return reconcile.Result{}, err
 	}
 	if requeue {
-		return reconcile.Result{Requeue: true}, nil
+		return reconcile.Result{RequeueAfter: missedSecretRetry}, nil
 	}
 	return reconcile.Result{}, nil
 }
