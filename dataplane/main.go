@@ -6,6 +6,8 @@ package dataplane
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -33,10 +35,12 @@ import (
 
 // Options are the data plane's settings, from flags.
 type Options struct {
-	Listen                string
-	AdminListen           string
-	ConfigDir             string
-	ControllerURL         string
+	Listen        string
+	AdminListen   string
+	ConfigDir     string
+	ControllerURL string
+	// ControllerCAFile is a PEM bundle to trust for an https:// controller.
+	ControllerCAFile      string
 	TokenFile             string
 	Token                 string
 	ReplicaID             string
@@ -58,6 +62,7 @@ func Main(ctx context.Context, args []string) error {
 	fs.StringVar(&o.AdminListen, "admin-listen", ":9090", "address of /metrics, /healthz and /readyz")
 	fs.StringVar(&o.ConfigDir, "config", "", "file mode: read LLMProvider/Route/VirtualKey/MCPTool/Secret manifests from this directory (no Kubernetes)")
 	fs.StringVar(&o.ControllerURL, "controller", "", "URL of the controller's push channel, e.g. http://tollgate-controller:8082")
+	fs.StringVar(&o.ControllerCAFile, "controller-ca-file", "", "PEM CA bundle that signs the controller's push certificate (for an https:// --controller)")
 	fs.StringVar(&o.TokenFile, "token-file", "/var/run/secrets/tollgate/token", "file with the token presented to the controller (projected service-account token)")
 	fs.StringVar(&o.ReplicaID, "replica-id", "", "replica name reported to the controller (default: hostname)")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 30*time.Second, "how long in-flight requests and streams may take to finish on shutdown")
@@ -103,6 +108,14 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 		syncClient = &sync.Client{URL: o.ControllerURL, TokenFile: o.TokenFile, Token: o.Token, ReplicaID: o.ReplicaID, Log: log}
 		meterOpts.ReportURL = strings.TrimRight(o.ControllerURL, "/") + "/v1/usage"
 		meterOpts.Token = syncClient.BearerToken
+		if o.ControllerCAFile != "" {
+			tr, err := controllerTransport(o.ControllerCAFile)
+			if err != nil {
+				return err
+			}
+			syncClient.HTTPClient = &http.Client{Transport: tr} // no timeout: the stream lives for hours
+			meterOpts.Client = &http.Client{Transport: tr, Timeout: 10 * time.Second}
+		}
 	}
 	meter := metering.New(meterOpts)
 	srv := server.New(server.Options{
@@ -190,6 +203,29 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	admin.Close()
 	log.Info("Data plane stopped")
 	return nil
+}
+
+// controllerTransport trusts the CAs in caFile (and nothing else) for the
+// connection to the controller: the routing table carries provider
+// credentials.
+func controllerTransport(caFile string) (*http.Transport, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--controller-ca-file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--controller-ca-file %s holds no PEM certificate", caFile)
+	}
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
+		TLSClientConfig:       &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConnsPerHost:   2,
+	}, nil
 }
 
 func ignoreClosed(err error) error {

@@ -2,8 +2,10 @@ package dataplane
 
 import (
 	"context"
+	"encoding/pem"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +14,8 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"tollgate.dev/tollgate/controllers/compiler"
+	"tollgate.dev/tollgate/controllers/push"
 	"tollgate.dev/tollgate/test/fakeprovider"
 )
 
@@ -146,5 +150,81 @@ func TestFileMode(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("shutdown did not finish")
+	}
+}
+
+// TestControllerOverTLS runs the data plane against a push server that
+// serves TLS with a private CA given by --controller-ca-file: the table
+// arrives, and without the CA the replica refuses to connect.
+func TestControllerOverTLS(t *testing.T) {
+	fake := fakeprovider.Start(fakeprovider.Behavior{})
+	defer fake.Close()
+	in, err := compiler.ParseManifests("tls", []byte(fileModeManifests(fake.URL, "small")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := compiler.Compile(in)
+	if out.Err != nil {
+		t.Fatal(out.Err)
+	}
+	const token = "push-token-for-the-tls-test-0123456789"
+	ps := push.NewServer(push.Options{Auth: push.NewStaticTokenAuth(token), Log: logr.Discard()})
+	ps.Publish(out.Table)
+	hs := httptest.NewUnstartedServer(ps.Handler())
+	hs.EnableHTTP2 = true
+	hs.StartTLS()
+	defer hs.Close()
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	run := func(ca string) (base string, stop func()) {
+		ready := make(chan [2]string, 1)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- Run(ctx, Options{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", ControllerURL: hs.URL, ControllerCAFile: ca,
+				Token: token, ReplicaID: "tls-0", ShutdownGrace: 5 * time.Second, MaxBodyBytes: 1 << 20,
+				Ready: func(p, a string) { ready <- [2]string{p, a} }}, logr.Discard())
+		}()
+		select {
+		case a := <-ready:
+			return "http://" + a[0], func() { cancel(); <-done }
+		case err := <-done:
+			t.Fatalf("Run: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("data plane did not start")
+		}
+		return "", nil
+	}
+	chat := func(base string) int {
+		req, _ := http.NewRequest("POST", base+"/v1/chat/completions", strings.NewReader(`{"model":"small","messages":[{"role":"user","content":"hi"}]}`))
+		req.Header.Set("Authorization", "Bearer "+fileModeKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	base, stop := run(caFile)
+	deadline := time.Now().Add(10 * time.Second)
+	for chat(base) != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("the table pushed over TLS was not served within 10s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+
+	// Without the CA the certificate is not trusted: no table, 503.
+	base, stop = run("")
+	defer stop()
+	time.Sleep(time.Second)
+	if code := chat(base); code != http.StatusServiceUnavailable {
+		t.Fatalf("without the CA the replica must not trust the controller; got %d", code)
 	}
 }
