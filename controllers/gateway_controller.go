@@ -67,6 +67,8 @@ type Reconciler struct {
 	// referenced holds "namespace/name" of every Secret the last compilation
 	// read, so Secret events for anything else are dropped.
 	referenced atomic.Pointer[map[string]bool]
+	// reconciles counts Reconcile calls, for tests that check for loops.
+	reconciles atomic.Int64
 	// published is the Version of the last table handed to Publisher. The
 	// reconciler runs one worker, so it needs no lock.
 	published string
@@ -142,6 +144,7 @@ type snapshot struct {
 // compiles, publishes a new table version and writes status.
 func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
 	log := ctrl.LoggerFrom(ctx)
+	r.reconciles.Add(1)
 	snap, err := r.list(ctx)
 	if err != nil {
 		return reconcile.Result{}, err
@@ -188,7 +191,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 
 	// A Secret that appeared between reading the cache and publishing the
 	// referenced set above may have had its event filtered out; look again.
-	requeue, err := r.missedSecrets(ctx, in.Secrets, out.ReferencedSecrets)
+	requeue, err := r.missedSecrets(ctx, &in, out.ReferencedSecrets)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -281,10 +284,11 @@ func (r *Reconciler) readReferencedSecrets(ctx context.Context, in *compiler.Inp
 }
 
 // missedSecrets reports whether a referenced Secret that the compilation did
-// not find is in the cache now.
-func (r *Reconciler) missedSecrets(ctx context.Context, seen map[string]map[string][]byte, referenced []string) (bool, error) {
+// not find is in the cache now. Foreign key Secrets were found and refused;
+// they do not count.
+func (r *Reconciler) missedSecrets(ctx context.Context, in *compiler.Input, referenced []string) (bool, error) {
 	for _, id := range referenced {
-		if _, ok := seen[id]; ok {
+		if _, ok := in.Secrets[id]; ok || in.ForeignKeySecrets[id] {
 			continue
 		}
 		ns, name := splitID(id)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -286,6 +287,13 @@ func TestForeignKeySecretIsNotTrusted(t *testing.T) {
 	})
 	if vk.Status.SecretName != "" {
 		t.Errorf("status.secretName = %q for a Secret the key does not own", vk.Status.SecretName)
+	}
+	// The refused Secret must not look like a Secret that was missed and
+	// keep the reconciler spinning.
+	n := testReconciler.reconciles.Load()
+	time.Sleep(time.Second)
+	if d := testReconciler.reconciles.Load() - n; d > 3 {
+		t.Errorf("%d reconciles in a second with nothing changing", d)
 	}
 	for _, k := range fakePub.latest().Keys {
 		if k.ID == ns+"/squatted" {

@@ -35,6 +35,8 @@ var (
 	testRestConfig *rest.Config
 	k8sClient      client.Client // uncached, straight to the API server
 	fakePub        = newFakePublisher()
+	// testReconciler is the reconciler the shared manager runs.
+	testReconciler *Reconciler
 )
 
 func TestMain(m *testing.M) {
@@ -94,7 +96,8 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := (&Reconciler{Client: mgr.GetClient(), Publisher: fakePub}).SetupWithManager(mgr); err != nil {
+	testReconciler = &Reconciler{Client: mgr.GetClient(), Publisher: fakePub}
+	if err := testReconciler.SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
