@@ -40,7 +40,9 @@
 //     "claude") it becomes additionalModelRequestFields.thinking with the
 //     budget of anthropic.ThinkingBudget; temperature and top_p are then not
 //     sent (Claude rejects them with thinking), and thinking is not enabled
-//     while tool use is forced (Claude rejects that combination). Without a
+//     while tool use is forced (Claude rejects that combination), nor when
+//     the conversation continues a tool loop or an assistant prefill whose
+//     assistant turn lacks signed reasoning (Claude requires it then). Without a
 //     client max_tokens, maxTokens is raised to budget + the default so the
 //     answer keeps room. Other models ignore reasoning_effort.
 //   - temperature above 1 is clamped to 1 (Converse models accept 0..1).
@@ -62,6 +64,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -229,7 +232,7 @@ func BuildConverse(ctx context.Context, req *openai.ChatRequest, t translate.Tar
 		maxTokens = defaultMaxTokens(t.Provider, t.Model)
 	}
 	thinking := 0
-	if req.ReasoningEffort != "" && !forced && isClaude(t.Model) {
+	if req.ReasoningEffort != "" && !forced && isClaude(t.Model) && reasoningTailSigned(out.Messages) {
 		if clientMax == 0 {
 			maxTokens += anthropic.ThinkingBudget(req.ReasoningEffort, math.MaxInt32)
 		}
@@ -264,6 +267,29 @@ func defaultMaxTokens(p *routetable.Provider, model string) int {
 		}
 	}
 	return DefaultMaxTokens
+}
+
+// reasoningTailSigned reports whether Claude can think on this
+// conversation. With thinking on, Claude requires the final assistant turn,
+// when the conversation ends inside a tool loop (the last user turn holds
+// tool results) or with an assistant prefill, to start with its signed
+// reasoning; OpenAI clients do not send reasoning back, so thinking is
+// left off for such requests rather than failing them.
+func reasoningTailSigned(msgs []wire.Message) bool {
+	n := len(msgs)
+	if n == 0 {
+		return true
+	}
+	var final *wire.Message
+	switch last := &msgs[n-1]; {
+	case last.Role == wire.RoleAssistant:
+		final = last
+	case n >= 2 && msgs[n-2].Role == wire.RoleAssistant && slices.ContainsFunc(last.Content, func(b wire.ContentBlock) bool { return b.ToolResult != nil }):
+		final = &msgs[n-2]
+	default:
+		return true
+	}
+	return len(final.Content) > 0 && final.Content[0].ReasoningContent != nil
 }
 
 // isClaude reports whether a model ID, inference profile ID or ARN names an

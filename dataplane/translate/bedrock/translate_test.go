@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -224,6 +225,36 @@ func TestInferenceConfig(t *testing.T) {
 			}
 			if got := string(out.AdditionalModelRequestFields); got != tt.thinking {
 				t.Errorf("additionalModelRequestFields = %s, want %s", got, tt.thinking)
+			}
+		})
+	}
+}
+
+func TestThinkingNeedsSignedTail(t *testing.T) {
+	const loop = `{"role":"user","content":"q"},{"role":"assistant",%s"tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"a","content":"r"}`
+	signed := `"reasoning_content":"t","reasoning_signature":"s",`
+	tests := []struct {
+		name     string
+		messages string
+		thinking bool
+	}{
+		{"fresh question", `{"role":"user","content":"q"}`, true},
+		{"signed tool loop", fmt.Sprintf(loop, signed), true},
+		{"unsigned tool loop", fmt.Sprintf(loop, ""), false},
+		{"unsigned tool loop, then user text in the same turn", fmt.Sprintf(loop, "") + `,{"role":"user","content":"and?"}`, false},
+		{"finished tool loop, new question", fmt.Sprintf(loop, "") + `,{"role":"assistant","content":"done"},{"role":"user","content":"next"}`, true},
+		{"unsigned prefill", `{"role":"user","content":"q"},{"role":"assistant","content":"Sure:"}`, false},
+		{"signed prefill", `{"role":"user","content":"q"},{"role":"assistant","content":"Sure:",` + strings.TrimSuffix(signed, ",") + `}`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := mustRequest(t, `{"model":"m","reasoning_effort":"low","tools":[{"type":"function","function":{"name":"f"}}],"messages":[`+tt.messages+`]}`)
+			out, err := BuildConverse(context.Background(), req, target("anthropic.claude-sonnet-4"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(out.AdditionalModelRequestFields) > 0; got != tt.thinking {
+				t.Errorf("thinking = %v, want %v (%s)", got, tt.thinking, out.AdditionalModelRequestFields)
 			}
 		})
 	}
