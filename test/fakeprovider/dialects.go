@@ -11,6 +11,9 @@ import (
 	"tollgate.dev/tollgate/dataplane/eventstream"
 )
 
+// fakeSignature signs the fake model's reasoning (Anthropic, Bedrock).
+const fakeSignature = "fake-signature"
+
 // dialect is one provider's native API.
 type dialect interface {
 	parse(r *http.Request, body []byte) (Conversation, bool, error)
@@ -272,6 +275,9 @@ func anthropicStop(a Answer) string {
 
 func (anthropicDialect) response(c Conversation, a Answer) any {
 	var content []any
+	if a.Thinking != "" {
+		content = append(content, map[string]any{"type": "thinking", "thinking": a.Thinking, "signature": fakeSignature})
+	}
 	if a.Text != "" {
 		content = append(content, map[string]any{"type": "text", "text": a.Text})
 	}
@@ -288,6 +294,15 @@ func (anthropicDialect) stream(w *streamWriter, c Conversation, a Answer, chunks
 	w.sse("message_start", map[string]any{"type": "message_start", "message": map[string]any{"id": "msg_fake", "type": "message", "role": "assistant",
 		"model": c.Model, "content": []any{}, "stop_reason": nil, "stop_sequence": nil, "usage": map[string]any{"input_tokens": a.Prompt, "output_tokens": 1}}})
 	idx := 0
+	if a.Thinking != "" {
+		w.sse("content_block_start", map[string]any{"type": "content_block_start", "index": idx, "content_block": map[string]any{"type": "thinking", "thinking": "", "signature": ""}})
+		for _, p := range split(a.Thinking, 2) {
+			w.sse("content_block_delta", map[string]any{"type": "content_block_delta", "index": idx, "delta": map[string]any{"type": "thinking_delta", "thinking": p}})
+		}
+		w.sse("content_block_delta", map[string]any{"type": "content_block_delta", "index": idx, "delta": map[string]any{"type": "signature_delta", "signature": fakeSignature}})
+		w.sse("content_block_stop", map[string]any{"type": "content_block_stop", "index": idx})
+		idx++
+	}
 	if a.Text != "" {
 		w.sse("content_block_start", map[string]any{"type": "content_block_start", "index": idx, "content_block": map[string]any{"type": "text", "text": ""}})
 		w.sse("ping", map[string]any{"type": "ping"})
@@ -389,6 +404,9 @@ func (geminiDialect) parse(r *http.Request, body []byte) (Conversation, bool, er
 
 func geminiParts(a Answer, textPart string) []any {
 	var parts []any
+	if a.Thinking != "" {
+		parts = append(parts, map[string]any{"text": a.Thinking, "thought": true})
+	}
 	if textPart != "" {
 		parts = append(parts, map[string]any{"text": textPart})
 	}
@@ -418,6 +436,12 @@ func (geminiDialect) stream(w *streamWriter, c Conversation, a Answer, chunks in
 	pieces := split(a.Text, chunks)
 	if a.Text == "" {
 		pieces = []string{""}
+	}
+	if a.Thinking != "" { // thoughts come first, in events of their own
+		b, _ := json.Marshal(map[string]any{"candidates": []any{map[string]any{"content": map[string]any{"role": "model",
+			"parts": []any{map[string]any{"text": a.Thinking, "thought": true}}}, "index": 0}}, "modelVersion": c.Model})
+		w.write([]byte("data: " + string(b) + "\r\n\r\n"))
+		a.Thinking = ""
 	}
 	for i, p := range pieces {
 		cand := map[string]any{"content": map[string]any{"role": "model", "parts": []any{map[string]any{"text": p}}}, "index": 0}
@@ -618,6 +642,9 @@ func bedrockStop(a Answer) string {
 
 func (bedrockDialect) response(_ Conversation, a Answer) any {
 	var content []any
+	if a.Thinking != "" {
+		content = append(content, map[string]any{"reasoningContent": map[string]any{"reasoningText": map[string]any{"text": a.Thinking, "signature": fakeSignature}}})
+	}
 	if a.Text != "" {
 		content = append(content, map[string]any{"text": a.Text})
 	}
@@ -647,6 +674,14 @@ func (bedrockDialect) stream(w *streamWriter, _ Conversation, a Answer, chunks i
 	}
 	ev("messageStart", map[string]any{"role": "assistant", "p": "abcd"})
 	idx := 0
+	if a.Thinking != "" {
+		for _, p := range split(a.Thinking, 2) {
+			ev("contentBlockDelta", map[string]any{"contentBlockIndex": idx, "delta": map[string]any{"reasoningContent": map[string]any{"text": p}}, "p": "abcd"})
+		}
+		ev("contentBlockDelta", map[string]any{"contentBlockIndex": idx, "delta": map[string]any{"reasoningContent": map[string]any{"signature": fakeSignature}}, "p": "abcd"})
+		ev("contentBlockStop", map[string]any{"contentBlockIndex": idx, "p": "abcd"})
+		idx++
+	}
 	if a.Text != "" {
 		for _, p := range split(a.Text, chunks) {
 			ev("contentBlockDelta", map[string]any{"contentBlockIndex": idx, "delta": map[string]any{"text": p}, "p": "abcd"})

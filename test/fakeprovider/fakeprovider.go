@@ -52,8 +52,10 @@ type Behavior struct {
 	ChunkDelay time.Duration
 	// Reply overrides the text answer.
 	Reply string
-	// Thinking is sent as the model's reasoning before the answer (Ollama
-	// message.thinking, streamed in its own chunks).
+	// Thinking is sent as the model's reasoning before the answer: Ollama
+	// message.thinking, Anthropic thinking and Bedrock reasoningContent
+	// blocks (signed "fake-signature"), a Gemini thought part; streamed
+	// ahead of the answer, in events of their own.
 	Thinking string
 	// Truncated ends answers as cut by the output token limit (OpenAI
 	// "length", Anthropic and Bedrock "max_tokens", Gemini "MAX_TOKENS",

@@ -267,3 +267,33 @@ func TestStreamErrorAndTruncatedOtherDialects(t *testing.T) {
 		}
 	}
 }
+
+// TestThinkingEveryDialect checks that Behavior.Thinking reaches the
+// reasoning member of each dialect that has one, before the answer.
+func TestThinkingEveryDialect(t *testing.T) {
+	s := Start(Behavior{Thinking: "deep thoughts"})
+	defer s.Close()
+	tests := []struct {
+		path, body string
+		want       []string // in order
+	}{
+		{"/v1/messages", `{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`, []string{`{"signature":"fake-signature","thinking":"deep thoughts","type":"thinking"}`, `"text":"echo: hi"`}},
+		{"/v1/messages", `{"model":"m","max_tokens":5,"stream":true,"messages":[{"role":"user","content":"hi"}]}`, []string{`"thinking_delta"`, `{"signature":"fake-signature","type":"signature_delta"}`, `"text_delta"`}},
+		{"/model/m/converse", `{"messages":[{"role":"user","content":[{"text":"hi"}]}]}`, []string{`"reasoningText":{"signature":"fake-signature","text":"deep thoughts"}`, `"text":"echo: hi"`}},
+		{"/model/m/converse-stream", `{"messages":[{"role":"user","content":[{"text":"hi"}]}]}`, []string{`"reasoningContent":{"text":"deep t"`, `"signature":"fake-signature"`, `"delta":{"text":"ec`}},
+		{"/v1beta/models/g:generateContent", `{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`, []string{`"text":"deep thoughts","thought":true`, `"text":"echo: hi"`}},
+		{"/v1beta/models/g:streamGenerateContent", `{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`, []string{`"text":"deep thoughts","thought":true`, `"text":"ec`}},
+	}
+	for _, tt := range tests {
+		_, _, body := post(t, s.URL+tt.path, tt.body, "Authorization", "Bearer k")
+		at := 0
+		for _, w := range tt.want {
+			i := strings.Index(string(body[at:]), w)
+			if i < 0 {
+				t.Errorf("%s %s: %q missing or out of order in %s", tt.path, tt.body, w, body)
+				break
+			}
+			at += i + len(w)
+		}
+	}
+}
