@@ -50,6 +50,9 @@ func checkFuzzStream(t *testing.T, r io.Reader, limit int) {
 			usage = true
 		}
 		for _, ch := range c.Choices {
+			if finishes > 0 {
+				t.Fatal("chunk after the finish_reason")
+			}
 			if ch.FinishReason != nil {
 				finishes++
 			}

@@ -136,6 +136,10 @@ func (s *stream) handle(m *eventstream.Message) (*openai.ChatChunk, error) {
 	}
 
 	ev := m.StringHeader(headerEventType)
+	if s.stopped && ev != wire.EventMetadata {
+		// Nothing may follow the finish_reason chunk but the usage chunk.
+		return nil, nil
+	}
 	switch ev {
 	case wire.EventMessageStart:
 		if s.roleSent {
