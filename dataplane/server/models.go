@@ -153,6 +153,14 @@ func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
 				fmt.Sprintf("provider %s sent an embeddings response the gateway could not parse: %v", prov.Name, err))
 			continue
 		}
+		if req.EncodingFormat == "base64" {
+			if err := out.EncodeBase64(); err != nil {
+				done(false, 0)
+				lastErr = openai.NewError(http.StatusBadGateway, openai.TypeServer, "invalid_upstream_response", "",
+					fmt.Sprintf("provider %s sent embeddings the gateway could not encode as base64: %v", prov.Name, err))
+				continue
+			}
+		}
 		done(true, time.Since(sent))
 		out.Model = req.Model
 		rq.labels[4], rq.labels[5] = prov.Name, tg.Model

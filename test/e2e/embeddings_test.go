@@ -190,7 +190,7 @@ func TestEmbeddingsBase64(t *testing.T) {
 				}
 			}
 			if out.Data[0].Embedding[0] != '"' {
-				t.Logf("%s answers floats to an encoding_format=base64 request", et.typ)
+				t.Errorf("%s: the gateway answered floats to an encoding_format=base64 request", et.typ)
 			}
 		})
 	}

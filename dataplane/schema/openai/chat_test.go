@@ -26,3 +26,23 @@ func TestContentPartMarshal(t *testing.T) {
 		}
 	}
 }
+
+func TestEmbeddingEncodeBase64(t *testing.T) {
+	r := EmbeddingResponse{Data: []Embedding{
+		{Embedding: json.RawMessage(`[1, -2.5, 0]`)},
+		{Embedding: json.RawMessage(`"AACAPwAAIMAAAAAA"`)},
+	}}
+	if err := r.EncodeBase64(); err != nil {
+		t.Fatal(err)
+	}
+	// float32 1 = 0x3f800000, -2.5 = 0xc0200000, little-endian.
+	for i, d := range r.Data {
+		if string(d.Embedding) != `"AACAPwAAIMAAAAAA"` {
+			t.Errorf("vector %d = %s", i, d.Embedding)
+		}
+	}
+	bad := EmbeddingResponse{Data: []Embedding{{Embedding: json.RawMessage(`[1, "x"]`)}}}
+	if err := bad.EncodeBase64(); err == nil {
+		t.Error("a malformed vector must be an error")
+	}
+}

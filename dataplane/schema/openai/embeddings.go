@@ -1,6 +1,11 @@
 package openai
 
-import "encoding/json"
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"math"
+)
 
 // EmbeddingRequest is a POST /v1/embeddings body. Input is kept raw: it may
 // be a string, an array of strings, or arrays of token ids.
@@ -39,6 +44,30 @@ type Embedding struct {
 	Object    string          `json:"object"` // "embedding"
 	Index     int             `json:"index"`
 	Embedding json.RawMessage `json:"embedding"`
+}
+
+// EncodeBase64 rewrites float-array vectors as OpenAI's base64 form
+// (little-endian float32s) for clients that asked for
+// encoding_format=base64 from a provider that only returns floats. Vectors
+// already in base64 are left alone.
+func (r *EmbeddingResponse) EncodeBase64() error {
+	for i := range r.Data {
+		raw := r.Data[i].Embedding
+		if len(raw) == 0 || raw[0] != '[' {
+			continue
+		}
+		var floats []float64
+		if err := json.Unmarshal(raw, &floats); err != nil {
+			return err
+		}
+		buf := make([]byte, 4*len(floats))
+		for j, f := range floats {
+			binary.LittleEndian.PutUint32(buf[4*j:], math.Float32bits(float32(f)))
+		}
+		enc, _ := json.Marshal(base64.StdEncoding.EncodeToString(buf))
+		r.Data[i].Embedding = enc
+	}
+	return nil
 }
 
 // ModelList is the /v1/models answer.
