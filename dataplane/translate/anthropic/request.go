@@ -21,9 +21,15 @@
 //     back to the message content as compact JSON text (streamed as content
 //     deltas), with finish_reason "stop".
 //   - reasoning_effort maps to thinking.budget_tokens (see ThinkingBudget);
-//     thinking is omitted when it cannot be honoured (budget below
-//     Anthropic's 1024 minimum, or forced tool use, which Anthropic rejects
-//     together with thinking), and temperature/top_p are not sent with it.
+//     thinking is omitted when it cannot be honoured: budget below
+//     Anthropic's 1024 minimum, forced tool use (tool_choice any/tool,
+//     which Anthropic rejects together with thinking), or a conversation
+//     that continues a tool loop or an assistant prefill whose assistant
+//     turn has no signed reasoning (see reasoningTailSigned). Without a
+//     client max_tokens, max_tokens is raised by the budget so the answer
+//     keeps the default room and budget_tokens < max_tokens holds. With
+//     thinking, temperature is not sent (Anthropic accepts only 1, its
+//     default) and top_p only when it lies in Anthropic's 0.95..1.
 package anthropic
 
 import (
@@ -136,11 +142,23 @@ func BuildRequest(req *openai.ChatRequest, model string, p *routetable.Provider)
 	}
 
 	budget := 0
-	if req.ReasoningEffort != "" && !forced {
+	if req.ReasoningEffort != "" && !forced && reasoningTailSigned(out.Messages) {
+		if req.MaxOutputTokens() <= 0 {
+			// Without a client limit the default is the room for the
+			// answer; thinking comes on top, as on Bedrock.
+			maxTokens += ThinkingBudget(req.ReasoningEffort, math.MaxInt32)
+			out.MaxTokens = &maxTokens
+		}
 		budget = ThinkingBudget(req.ReasoningEffort, maxTokens)
 	}
 	if budget > 0 {
 		out.Thinking = &wire.Thinking{Type: wire.ThinkingEnabled, BudgetTokens: budget}
+		// With thinking Anthropic rejects temperature (other than 1) and
+		// top_k, and accepts top_p only between 0.95 and 1.
+		if req.TopP != nil && *req.TopP >= 0.95 && *req.TopP <= 1 {
+			v := *req.TopP
+			out.TopP = &v
+		}
 	} else {
 		// Anthropic's newer models reject temperature and top_p together,
 		// so temperature (the more common knob) wins.
@@ -153,6 +171,43 @@ func BuildRequest(req *openai.ChatRequest, model string, p *routetable.Provider)
 		}
 	}
 	return out, nil
+}
+
+// reasoningTailSigned reports whether Claude can think on this
+// conversation. With thinking on, Claude requires the final assistant turn,
+// when the conversation ends inside a tool loop (the last user turn holds
+// tool results) or with an assistant prefill, to start with a thinking or
+// redacted_thinking block ("Expected thinking or redacted_thinking, but
+// found tool_use"). OpenAI clients do not send reasoning back, so thinking
+// is left off for such requests rather than failing them; clients that echo
+// reasoning_content with its reasoning_signature keep thinking on. Earlier
+// turns need no thinking: Anthropic strips thinking from completed turns.
+// The Bedrock translator applies the same rule.
+func reasoningTailSigned(msgs []wire.Message) bool {
+	n := len(msgs)
+	if n == 0 {
+		return true
+	}
+	var final *wire.Message
+	switch last := &msgs[n-1]; {
+	case last.Role == wire.RoleAssistant:
+		final = last
+	case n >= 2 && msgs[n-2].Role == wire.RoleAssistant && hasToolResult(last.Content.Blocks):
+		final = &msgs[n-2]
+	default:
+		return true
+	}
+	b := final.Content.Blocks
+	return len(b) > 0 && (b[0].Type == wire.BlockThinking || b[0].Type == wire.BlockRedactedThinking)
+}
+
+func hasToolResult(blocks []wire.ContentBlock) bool {
+	for i := range blocks {
+		if blocks[i].Type == wire.BlockToolResult {
+			return true
+		}
+	}
+	return false
 }
 
 // resolveMaxTokens picks max_tokens: the request's max_completion_tokens or

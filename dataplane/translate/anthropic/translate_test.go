@@ -559,3 +559,77 @@ func TestMessagesStreamWriterEdgeCases(t *testing.T) {
 		}
 	})
 }
+
+// TestThinkingInToolLoops pins when reasoning_effort becomes Anthropic
+// thinking: Claude rejects a thinking request whose final assistant turn
+// (tool loop or prefill) does not start with signed thinking, so thinking is
+// left off unless the client sent the signed reasoning back.
+func TestThinkingInToolLoops(t *testing.T) {
+	const (
+		user     = `{"role":"user","content":"What is 27 * 453?"}`
+		unsigned = `{"role":"assistant","tool_calls":[{"id":"t1","type":"function","function":{"name":"calc","arguments":"{}"}}]}`
+		signed   = `{"role":"assistant","reasoning_content":"use calc","reasoning_signature":"sig","tool_calls":[{"id":"t1","type":"function","function":{"name":"calc","arguments":"{}"}}]}`
+		result   = `{"role":"tool","tool_call_id":"t1","content":"12231"}`
+		answer   = `{"role":"assistant","content":"12231"}`
+		next     = `{"role":"user","content":"And divided by 3?"}`
+		prefill  = `{"role":"assistant","content":"The answer is"}`
+		tools    = `"tools":[{"type":"function","function":{"name":"calc"}}]`
+	)
+	tests := []struct {
+		name, extra, messages string
+		wantBudget            int
+		wantMax               int
+	}{
+		{"first turn", "", user, 16384, DefaultMaxTokens + 16384},
+		{"unsigned tool loop", "", user + "," + unsigned + "," + result, 0, DefaultMaxTokens},
+		{"signed tool loop", "", user + "," + signed + "," + result, 16384, DefaultMaxTokens + 16384},
+		{"unsigned loop closed by a user turn", "", user + "," + unsigned + "," + result + "," + answer + "," + next, 16384, DefaultMaxTokens + 16384},
+		{"tool results then user text", "", user + "," + unsigned + "," + result + "," + next, 0, DefaultMaxTokens},
+		{"unsigned prefill", "", user + "," + prefill, 0, DefaultMaxTokens},
+		{"client max_tokens caps the budget", `"max_tokens":3000,`, user, 2999, 3000},
+		{"client max_tokens too small", `"max_tokens":1024,`, user, 0, 1024},
+		{"forced tool use", `"tool_choice":"required",`, user, 0, DefaultMaxTokens},
+		{"named tool", `"tool_choice":{"type":"function","function":{"name":"calc"}},`, user, 0, DefaultMaxTokens},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := mustRequest(t, `{"model":"m","reasoning_effort":"high","temperature":0.2,`+tt.extra+tools+`,"messages":[`+tt.messages+`]}`)
+			out, err := BuildRequest(r, "claude", testProvider())
+			if err != nil {
+				t.Fatal(err)
+			}
+			budget := 0
+			if out.Thinking != nil {
+				budget = out.Thinking.BudgetTokens
+			}
+			if budget != tt.wantBudget || *out.MaxTokens != tt.wantMax {
+				t.Fatalf("budget %d max_tokens %d, want %d %d", budget, *out.MaxTokens, tt.wantBudget, tt.wantMax)
+			}
+			if budget > 0 && (out.Temperature != nil || budget >= *out.MaxTokens) {
+				t.Fatalf("thinking with temperature %v or budget %d >= max_tokens %d", out.Temperature, budget, *out.MaxTokens)
+			}
+			if budget == 0 && (out.Temperature == nil || *out.Temperature != 0.2) {
+				t.Fatalf("without thinking temperature must be kept, got %v", out.Temperature)
+			}
+		})
+	}
+}
+
+// TestThinkingTopP pins top_p with thinking: only Anthropic's 0.95..1 range
+// is sent, anything lower is dropped rather than rejected upstream.
+func TestThinkingTopP(t *testing.T) {
+	for _, tt := range []struct {
+		topP float64
+		sent bool
+	}{{0.5, false}, {0.94, false}, {0.95, true}, {1, true}} {
+		p := tt.topP
+		r := &openai.ChatRequest{ReasoningEffort: "low", TopP: &p, Messages: []openai.Message{{Role: "user", Content: openai.TextContent("hi")}}}
+		out, err := BuildRequest(r, "claude", testProvider())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Thinking == nil || (out.TopP != nil) != tt.sent || (tt.sent && *out.TopP != p) {
+			t.Errorf("top_p %v: thinking %+v top_p %v, sent want %v", p, out.Thinking, out.TopP, tt.sent)
+		}
+	}
+}
