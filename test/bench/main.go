@@ -204,8 +204,8 @@ func run(c config) (*report, error) {
 		return nil, err
 	}
 	e.children = append(e.children, e.gw)
-	logf("upstream %s, baseline proxy %s (pid %d), gateway %s (pid %d, %s), logs in %s",
-		e.up.addr, e.proxy.addr, e.proxy.pid, e.gw.addr, e.gw.pid, e.gwMode, tmp)
+	logf("upstream %s, baseline proxy %s (pid %d), gateway %s (pid %d, admin %s, debug %s, %s), logs in %s",
+		e.up.addr, e.proxy.addr, e.proxy.pid, e.gw.addr, e.gw.pid, e.gw.admin, e.gw.debug, e.gwMode, tmp)
 	r, err := e.scenarios()
 	if err == nil {
 		e.stop()
@@ -270,8 +270,9 @@ type phase struct {
 	scenario string
 	sut      string
 	st       stats
-	cpu      float64 // SUT CPU seconds
-	hwmKiB   int64   // SUT peak RSS during the window
+	cpu      float64       // SUT CPU seconds
+	wait     time.Duration // SUT threads' time runnable but not running
+	hwmKiB   int64         // SUT peak RSS during the window
 	extra    string
 }
 
@@ -286,10 +287,10 @@ func (p *phase) cpuPer1k() float64 {
 // peak RSS.
 func measure(scenario, name string, sut *child, f func() stats) phase {
 	resetPeakRSS(sut.pid)
-	c0 := cpuSeconds(sut.pid)
+	c0, w0 := cpuSeconds(sut.pid), runDelay(sut.pid)
 	st := f()
-	p := phase{scenario: scenario, sut: name, st: st, cpu: cpuSeconds(sut.pid) - c0, hwmKiB: memKiB(sut.pid, "VmHWM")}
-	logf("%-12s %-22s %s cpu=%.2fs hwm=%dMiB", scenario, name, st, p.cpu, p.hwmKiB>>10)
+	p := phase{scenario: scenario, sut: name, st: st, cpu: cpuSeconds(sut.pid) - c0, wait: runDelay(sut.pid) - w0, hwmKiB: memKiB(sut.pid, "VmHWM")}
+	logf("%-12s %-22s %s cpu=%.2fs wait=%v hwm=%dMiB", scenario, name, st, p.cpu, p.wait.Round(time.Millisecond), p.hwmKiB>>10)
 	return p
 }
 
@@ -347,7 +348,7 @@ func (e *environment) scenarios() (*report, error) {
 			}
 			p := measure("latency", ep[k].name, sut, func() stats { return openLoop(ep[k], c.rate, d) })
 			if k == "direct" {
-				p.cpu, p.hwmKiB = 0, 0 // no process between client and upstream
+				p.cpu, p.wait, p.hwmKiB = 0, 0, 0 // no process between client and upstream
 			}
 			r.phases = append(r.phases, p)
 			r.latency[k] = p.st
@@ -429,6 +430,7 @@ func (r *report) throughput(e *environment, ep map[string]endpoint) {
 			if a, ok := acc[k]; ok {
 				a.st = mergeStats(a.st, p.st)
 				a.cpu += p.cpu
+				a.wait += p.wait
 				a.hwmKiB = max(a.hwmKiB, p.hwmKiB)
 			} else {
 				acc[k] = &p

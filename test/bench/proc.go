@@ -79,3 +79,26 @@ func scrape(url string, names ...string) map[string]float64 {
 	}
 	return out
 }
+
+// runDelay sums, over the threads of a process, the time they spent
+// runnable but waiting for a CPU (second field of schedstat). On a shared
+// machine it tells a gateway that was slow from one that was starved.
+func runDelay(pid int) time.Duration {
+	dirs, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0
+	}
+	var sum int64
+	for _, d := range dirs {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, d.Name()))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b))
+		if len(f) >= 2 {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			sum += n
+		}
+	}
+	return time.Duration(sum)
+}

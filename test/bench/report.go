@@ -182,19 +182,20 @@ func (r *report) markdown() string {
 		}
 		w("| %s | %s | %s | %s |\n", c.target, c.goal, c.measured, res)
 	}
-	w("\n| Scenario | System | Requests | req/s | p50 | p90 | p99 | TTFB p50 | Errors | CPU of its core | CPU-s / 1k req | Peak RSS |\n")
-	w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	w("\n| Scenario | System | Requests | req/s | p50 | p90 | p99 | TTFB p50 | Errors | CPU of its core | Waiting for a core | CPU-s / 1k req | Peak RSS |\n")
+	w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, p := range r.phases {
-		cpu, per, rss := "-", "-", "-"
+		cpu, wait, per, rss := "-", "-", "-", "-"
 		if p.cpu > 0 {
 			cpu = fmt.Sprintf("%.0f%%", 100*p.cpu/p.st.wall.Seconds())
+			wait = fmt.Sprintf("%.0f%%", 100*p.wait.Seconds()/p.st.wall.Seconds())
 			per = fmt.Sprintf("%.3f", p.cpuPer1k())
 		}
 		if p.hwmKiB > 0 {
 			rss = fmt.Sprintf("%d MiB", p.hwmKiB>>10)
 		}
-		w("| %s | %s | %d | %.0f | %s | %s | %s | %s | %d | %s | %s | %s |\n", p.scenario, p.sut, p.st.n, p.st.rps(),
-			ms(pct(p.st.lat, .5)), ms(pct(p.st.lat, .9)), ms(pct(p.st.lat, .99)), ms(pct(p.st.ttfb, .5)), p.st.errs, cpu, per, rss)
+		w("| %s | %s | %d | %.0f | %s | %s | %s | %s | %d | %s | %s | %s | %s |\n", p.scenario, p.sut, p.st.n, p.st.rps(),
+			ms(pct(p.st.lat, .5)), ms(pct(p.st.lat, .9)), ms(pct(p.st.lat, .99)), ms(pct(p.st.ttfb, .5)), p.st.errs, cpu, wait, per, rss)
 	}
 	notes := false
 	for _, p := range r.phases {
