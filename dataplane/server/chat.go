@@ -484,8 +484,13 @@ func transportError(ctx context.Context, err error, firstByteTimeout bool, prov 
 }
 
 // safeErr renders an error without URLs (which could carry credentials in
-// query strings for some providers).
+// query strings for some providers) and without socket addresses (the
+// gateway's and the upstream's network layout are not the client's business).
 func safeErr(err error) string {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err.Error()
+	}
 	var ue interface{ Unwrap() error }
 	msg := err.Error()
 	if errors.As(err, &ue) {
