@@ -10,18 +10,24 @@
 //     them by function name, which is looked up from the assistant
 //     tool_call with the same id (the latest one, so per-response ids that
 //     repeat across turns still resolve). Consecutive tool messages form one
-//     user turn, as Gemini expects for parallel calls. A response that is
+//     user turn, as Gemini expects for parallel calls, with the responses in
+//     the order of the calls of the preceding assistant message (clients may
+//     send results in completion order; Gemini pairs them by position). A response that is
 //     not a JSON object is wrapped as {"content": value}.
 //   - Gemini function calls carry no ids: ids are generated as
 //     call_<response id>_<n>, numbered in order of appearance across the
 //     response, so the same answer gets the same ids streamed or not.
-//   - Thought signatures (Gemini 3 requires them back on function calls)
-//     are returned as reasoning_signature (the first signature of each
-//     candidate) and sent back on the first function call of the assistant
-//     message, or its last part when it has no call. An assistant message
-//     with tool calls but no signature gets Google's documented
-//     "skip_thought_signature_validator" sentinel, so agent loops whose
-//     client drops unknown fields keep working on Gemini 3.
+//   - Thought signatures (Gemini 3 requires them back on function calls):
+//     a function call's signature is carried in its tool call id (see
+//     withSignature for the form and the bound on id length), which every
+//     OpenAI client echoes back, so it returns losslessly on the exact call
+//     part it came with. The first signature of each candidate is also
+//     returned as reasoning_signature; sent back, it goes on the first
+//     function call when that call's id carries none, on the text part
+//     when the calls carry their own, or on the last part of a message
+//     without calls. A first function call left without any signature gets
+//     Google's documented "skip_thought_signature_validator" sentinel, so
+//     agent loops keep working on Gemini 3 even with ids made elsewhere.
 //   - tool schemas and json_schema response formats are converted to
 //     Gemini's Schema subset by ConvertSchema (see there for what is
 //     dropped).
@@ -153,7 +159,9 @@ func BuildRequest(ctx context.Context, req *openai.ChatRequest, fetcher translat
 func convertMessages(ctx context.Context, msgs []openai.Message, fetcher translate.MediaFetcher, out *wire.GenerateContentRequest) error {
 	out.Contents = make([]wire.Content, 0, len(msgs))
 	callNames := make(map[string]string)
-	toolTurn := -1 // index in out.Contents of the open function-response turn
+	var callOrder map[string]int // tool_call_id -> position in the last assistant turn
+	var turnOrder []int          // call position of each part of the open tool turn
+	toolTurn := -1               // index in out.Contents of the open function-response turn
 	for i := range msgs {
 		m := &msgs[i]
 		param := fmt.Sprintf("messages[%d]", i)
@@ -187,6 +195,10 @@ func convertMessages(ctx context.Context, msgs []openai.Message, fetcher transla
 			if err != nil {
 				return err
 			}
+			callOrder = make(map[string]int, len(m.ToolCalls))
+			for j, tc := range m.ToolCalls {
+				callOrder[tc.ID] = j
+			}
 			if len(parts) == 0 {
 				continue
 			}
@@ -200,12 +212,24 @@ func convertMessages(ctx context.Context, msgs []openai.Message, fetcher transla
 				return badRequest(param+".tool_call_id", "%s: tool_call_id %q does not match any earlier assistant tool call", param, m.ToolCallID)
 			}
 			part := wire.Part{FunctionResponse: &wire.FunctionResponse{Name: name, Response: functionResponse(m.Content.PlainText())}}
-			if toolTurn >= 0 {
-				out.Contents[toolTurn].Parts = append(out.Contents[toolTurn].Parts, part)
-				continue
+			pos, ok := callOrder[m.ToolCallID]
+			if !ok {
+				pos = len(callOrder) // unmatched results keep their order, last
 			}
-			out.Contents = append(out.Contents, wire.Content{Role: wire.RoleUser, Parts: []wire.Part{part}})
-			toolTurn = len(out.Contents) - 1
+			if toolTurn < 0 {
+				out.Contents = append(out.Contents, wire.Content{Role: wire.RoleUser})
+				toolTurn, turnOrder = len(out.Contents)-1, turnOrder[:0]
+			}
+			// Gemini pairs parallel responses with the calls in order, so
+			// results the client sent in another order are put in call
+			// order (stable for equal positions).
+			ps := out.Contents[toolTurn].Parts
+			at := len(ps)
+			for at > 0 && turnOrder[at-1] > pos {
+				at--
+			}
+			out.Contents[toolTurn].Parts = append(ps[:at], append([]wire.Part{part}, ps[at:]...)...)
+			turnOrder = append(turnOrder[:at], append([]int{pos}, turnOrder[at:]...)...)
 		default:
 			return badRequest(param+".role", "%s: role %q is not supported", param, m.Role)
 		}
@@ -322,6 +346,7 @@ func assistantParts(m *openai.Message, param string, callNames map[string]string
 		parts = append(parts, wire.Part{Text: text})
 	}
 	firstCall := -1
+	embedded := false
 	for j := range m.ToolCalls {
 		tc := &m.ToolCalls[j]
 		pp := fmt.Sprintf("%s.tool_calls[%d]", param, j)
@@ -338,19 +363,40 @@ func assistantParts(m *openai.Message, param string, callNames map[string]string
 		if firstCall < 0 {
 			firstCall = len(parts)
 		}
-		parts = append(parts, wire.Part{FunctionCall: &wire.FunctionCall{Name: tc.Function.Name, Args: args}})
+		_, callSig := splitSignature(tc.ID)
+		embedded = embedded || callSig != ""
+		parts = append(parts, wire.Part{FunctionCall: &wire.FunctionCall{Name: tc.Function.Name, Args: args}, ThoughtSignature: callSig})
 	}
 	sig := m.ReasoningSignature
 	switch {
-	case firstCall >= 0:
-		if sig == "" {
+	case firstCall >= 0 && parts[firstCall].ThoughtSignature == "":
+		// The first call of each step must be signed. Without the
+		// signature in its id, reasoning_signature (the first signature
+		// of the response) is the best guess, then Google's sentinel.
+		if sig == "" || embedded {
 			sig = SkipSignatureValidator
 		}
 		parts[firstCall].ThoughtSignature = sig
+	case firstCall >= 0:
+		// The calls carry their own signatures; a different
+		// reasoning_signature came from the text part before them.
+		if sig != "" && firstCall > 0 && !signedWith(parts, sig) {
+			parts[0].ThoughtSignature = sig
+		}
 	case sig != "" && len(parts) > 0:
 		parts[len(parts)-1].ThoughtSignature = sig
 	}
 	return parts, nil
+}
+
+// signedWith reports whether a part already carries sig.
+func signedWith(parts []wire.Part, sig string) bool {
+	for i := range parts {
+		if parts[i].ThoughtSignature == sig {
+			return true
+		}
+	}
+	return false
 }
 
 // assistantText is the assistant's answer text; a refusal is text to Gemini.

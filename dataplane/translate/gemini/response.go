@@ -64,7 +64,7 @@ func BuildResponse(r *wire.GenerateContentResponse, meta translate.StreamMeta) (
 				}
 				switch {
 				case p.FunctionCall != nil:
-					msg.ToolCalls = append(msg.ToolCalls, toolCall(p.FunctionCall, ids, nil))
+					msg.ToolCalls = append(msg.ToolCalls, toolCall(p.FunctionCall, p.ThoughtSignature, ids, nil))
 				case p.Thought:
 					thoughts.WriteString(p.Text)
 				default:
@@ -109,12 +109,14 @@ func (c *callIDs) next() string {
 }
 
 // toolCall converts a Gemini function call; Gemini's own id wins when it
-// sends one. index is set for stream deltas.
-func toolCall(fc *wire.FunctionCall, ids *callIDs, index *int) openai.ToolCall {
+// sends one, and the part's thought signature is carried in the id (see
+// withSignature). index is set for stream deltas.
+func toolCall(fc *wire.FunctionCall, sig string, ids *callIDs, index *int) openai.ToolCall {
 	id := fc.ID
 	if id == "" {
 		id = ids.next()
 	}
+	id = withSignature(id, sig)
 	args := string(fc.Args)
 	if len(fc.Args) == 0 || string(fc.Args) == "null" {
 		args = "{}"

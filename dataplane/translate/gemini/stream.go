@@ -174,7 +174,7 @@ func (s *streamReader) parts(index int, st *candidateState, parts []wire.Part) {
 			idx := st.calls
 			st.calls++
 			st.hasCalls = true
-			tc := toolCall(p.FunctionCall, s.ids, &idx)
+			tc := toolCall(p.FunctionCall, p.ThoughtSignature, s.ids, &idx)
 			last = s.emit(index, st, openai.Delta{ToolCalls: []openai.ToolCall{tc}, ReasoningSignature: sig}, "")
 			lastKind = 0
 			continue
