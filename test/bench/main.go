@@ -352,6 +352,7 @@ func (e *environment) scenarios() (*report, error) {
 			}
 			r.phases = append(r.phases, p)
 			r.latency[k] = p.st
+			r.latencyPhase[k] = p
 		}
 	}
 	if c.scenarios["stream"] {

@@ -21,6 +21,7 @@ type report struct {
 	ratio                 map[string]float64
 	ratioAll              map[string][]float64
 	latency               map[string]stats
+	latencyPhase          map[string]phase
 	stream                map[string]stats
 	openStreams           map[string]phase
 	soakBefore, soakAfter gwState
@@ -31,7 +32,7 @@ type report struct {
 
 func newReport(c config) *report {
 	return &report{c: c, start: time.Now(), tput: map[string]phase{}, ratio: map[string]float64{}, ratioAll: map[string][]float64{},
-		latency: map[string]stats{}, stream: map[string]stats{}, openStreams: map[string]phase{}}
+		latency: map[string]stats{}, latencyPhase: map[string]phase{}, stream: map[string]stats{}, openStreams: map[string]phase{}}
 }
 
 // check is one target of issue 10.
@@ -94,6 +95,12 @@ func (r *report) evaluate() {
 	if gw, ok := r.latency["gw-openai"]; ok {
 		d := r.latency["direct"]
 		note, ok := errsNote(gw, d)
+		for _, k := range []string{"proxy", "gw-openai"} {
+			if p := r.latencyPhase[k]; p.st.wall > 0 && p.wait.Seconds() > 0.2*p.st.wall.Seconds() {
+				note += fmt.Sprintf("; %s waited for its core %.0f%% of the window (starved by other load, so its tail latency says little about its own cost)",
+					p.sut, 100*p.wait.Seconds()/p.st.wall.Seconds())
+			}
+		}
 		a50 := pct(gw.lat, .5) - pct(d.lat, .5)
 		a99 := pct(gw.lat, .99) - pct(d.lat, .99)
 		p := r.latency["proxy"]
