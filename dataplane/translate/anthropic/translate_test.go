@@ -633,3 +633,14 @@ func TestThinkingTopP(t *testing.T) {
 		}
 	}
 }
+
+// TestConvertUsageCache pins the usage mapping: Anthropic's input_tokens
+// exclude cache reads and writes, OpenAI's prompt_tokens include them, and
+// cached_tokens are the cache reads only.
+func TestConvertUsageCache(t *testing.T) {
+	got := ConvertUsage(wire.Usage{InputTokens: 10, CacheReadInputTokens: 300, CacheCreationInputTokens: 50, OutputTokens: 7})
+	if got.PromptTokens != 360 || got.CompletionTokens != 7 || got.TotalTokens != 367 ||
+		got.PromptTokensDetails.CachedTokens != 300 || got.PromptTokensDetails.CacheWriteTokens != 50 {
+		t.Errorf("got %+v %+v", got, got.PromptTokensDetails)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	wire "tollgate.dev/tollgate/dataplane/schema/gemini"
 	"tollgate.dev/tollgate/dataplane/schema/openai"
 	"tollgate.dev/tollgate/dataplane/translate"
 )
@@ -130,4 +131,46 @@ func FuzzSignatureInID(f *testing.F) {
 			t.Fatalf("round trip of (%q, %q) gave (%q, %q)", id, sig, base, s)
 		}
 	})
+}
+
+func TestFinishReasonTable(t *testing.T) {
+	tests := []struct {
+		reason   string
+		hasCalls bool
+		want     string
+	}{
+		{"STOP", false, openai.FinishStop},
+		{"STOP", true, openai.FinishToolCalls},
+		{"", true, openai.FinishToolCalls},
+		{"MAX_TOKENS", false, openai.FinishLength},
+		{"MAX_TOKENS", true, openai.FinishLength},
+		{"SAFETY", false, openai.FinishContentFilter},
+		{"RECITATION", false, openai.FinishContentFilter},
+		{"BLOCKLIST", false, openai.FinishContentFilter},
+		{"PROHIBITED_CONTENT", false, openai.FinishContentFilter},
+		{"SPII", false, openai.FinishContentFilter},
+		{"IMAGE_SAFETY", false, openai.FinishContentFilter},
+		{"MALFORMED_FUNCTION_CALL", false, openai.FinishStop},
+		{"OTHER", false, openai.FinishStop},
+	}
+	for _, tt := range tests {
+		if got := finishReason(tt.reason, tt.hasCalls); got != tt.want {
+			t.Errorf("finishReason(%q, %v) = %q, want %q", tt.reason, tt.hasCalls, got, tt.want)
+		}
+	}
+}
+
+// TestUsageTable pins the usage mapping: Gemini's promptTokenCount already
+// includes cached content (cachedContentTokenCount is a part of it), and
+// OpenAI's completion_tokens include reasoning, so thoughts are added.
+func TestUsageTable(t *testing.T) {
+	got := convertUsage(&wire.UsageMetadata{PromptTokenCount: 100, CachedContentTokenCount: 60, ToolUsePromptTokenCount: 5,
+		CandidatesTokenCount: 20, ThoughtsTokenCount: 30, TotalTokenCount: 155})
+	if got.PromptTokens != 105 || got.CompletionTokens != 50 || got.TotalTokens != 155 ||
+		got.PromptTokensDetails.CachedTokens != 60 || got.CompletionTokensDetails.ReasoningTokens != 30 {
+		t.Errorf("got %+v %+v %+v", got, got.PromptTokensDetails, got.CompletionTokensDetails)
+	}
+	if convertUsage(nil) != nil {
+		t.Error("no usageMetadata must give no usage")
+	}
 }
