@@ -309,8 +309,20 @@ func convertMessages(msgs []openai.Message, out *wire.MessagesRequest) error {
 				}
 				res.Content = &c
 			}
-			// Tool results must open the user turn; a user message merged
-			// after them only appends, so order is kept.
+			// Anthropic requires the turn after tool_use to begin with the
+			// tool_result blocks ("Messages following tool_use blocks must
+			// begin with a matching number of tool_result blocks"), so a
+			// result that follows user text sent in the middle of the loop
+			// goes before that text, after the earlier results.
+			if n := len(turns); n > 0 && turns[n-1].Role == wire.RoleUser {
+				b := turns[n-1].Content.Blocks
+				at := 0
+				for at < len(b) && b[at].Type == wire.BlockToolResult {
+					at++
+				}
+				turns[n-1].Content.Blocks = append(b[:at], append([]wire.ContentBlock{res}, b[at:]...)...)
+				continue
+			}
 			appendTurn(wire.RoleUser, []wire.ContentBlock{res})
 		default:
 			return badRequest(fmt.Sprintf("messages[%d].role", i), "unsupported message role %q", m.Role)

@@ -644,3 +644,30 @@ func TestConvertUsageCache(t *testing.T) {
 		t.Errorf("got %+v %+v", got, got.PromptTokensDetails)
 	}
 }
+
+// TestToolResultsOpenTheUserTurn pins block order in the turn after
+// tool_use: tool results first (Anthropic rejects anything else), in the
+// client's order, then text, even when the client sent text in between.
+func TestToolResultsOpenTheUserTurn(t *testing.T) {
+	r := mustRequest(t, `{"model":"m","messages":[{"role":"user","content":"go"},
+	 {"role":"assistant","tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"{}"}},{"id":"b","type":"function","function":{"name":"f","arguments":"{}"}}]},
+	 {"role":"tool","tool_call_id":"a","content":"A"},
+	 {"role":"user","content":"note"},
+	 {"role":"tool","tool_call_id":"b","content":"B"},
+	 {"role":"user","content":"more"}]}`)
+	out, err := BuildRequest(r, "claude", testProvider())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Messages) != 3 {
+		t.Fatalf("got %d turns", len(out.Messages))
+	}
+	var got []string
+	for _, b := range out.Messages[2].Content.Blocks {
+		got = append(got, b.Type+":"+b.ToolUseID+b.Text)
+	}
+	want := []string{"tool_result:a", "tool_result:b", "text:note", "text:more"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("block order (-want +got):\n%s", diff)
+	}
+}

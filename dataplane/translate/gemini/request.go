@@ -165,7 +165,11 @@ func convertMessages(ctx context.Context, msgs []openai.Message, fetcher transla
 	for i := range msgs {
 		m := &msgs[i]
 		param := fmt.Sprintf("messages[%d]", i)
-		if m.Role != openai.RoleTool {
+		if m.Role == openai.RoleAssistant {
+			// Only a new model turn closes the function-response turn: a
+			// user (or hoisted system) message sent between results must
+			// not split it, because Gemini requires as many responses as
+			// calls in the turn that follows the calls.
 			toolTurn = -1
 		}
 		switch m.Role {

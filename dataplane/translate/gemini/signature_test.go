@@ -174,3 +174,26 @@ func TestUsageTable(t *testing.T) {
 		t.Error("no usageMetadata must give no usage")
 	}
 }
+
+// TestToolTurnNotSplitByUserText pins that a user message sent between tool
+// results does not split the function-response turn: Gemini requires it to
+// hold as many responses as the preceding turn had calls.
+func TestToolTurnNotSplitByUserText(t *testing.T) {
+	var req openai.ChatRequest
+	if err := json.Unmarshal([]byte(`{"model":"m","messages":[{"role":"user","content":"go"},
+	 {"role":"assistant","tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"{}"}},{"id":"b","type":"function","function":{"name":"g","arguments":"{}"}}]},
+	 {"role":"tool","tool_call_id":"a","content":"A"},
+	 {"role":"user","content":"note"},
+	 {"role":"tool","tool_call_id":"b","content":"B"}]}`), &req); err != nil {
+		t.Fatal(err)
+	}
+	out, err := BuildRequest(context.Background(), &req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(out.Contents[2:])
+	want := `[{"role":"user","parts":[{"functionResponse":{"name":"f","response":{"content":"A"}}},{"functionResponse":{"name":"g","response":{"content":"B"}}}]},{"role":"user","parts":[{"text":"note"}]}]`
+	if string(got) != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
