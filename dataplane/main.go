@@ -49,6 +49,11 @@ type Options struct {
 	MaxBodyBytes          int64
 	AllowPrivateImageURLs bool
 	LogLevel              int
+	// ReadHeaderTimeout bounds how long a client may take to send its
+	// request headers (slowloris); default 10s.
+	ReadHeaderTimeout time.Duration
+	// MaxHeaderBytes bounds request headers (431 beyond); default 64 KiB.
+	MaxHeaderBytes int
 	// Ready, when set, receives the bound public and admin addresses (tests
 	// and `make run` use ":0").
 	Ready func(public, admin string)
@@ -162,11 +167,17 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 		pub.Close()
 		return err
 	}
+	if o.ReadHeaderTimeout <= 0 {
+		o.ReadHeaderTimeout = 10 * time.Second
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = 64 << 10
+	}
 	public := &http.Server{
 		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: o.ReadHeaderTimeout,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    o.MaxHeaderBytes,
 	}
 	// Open MCP streams never end by themselves: close them on shutdown.
 	public.RegisterOnShutdown(func() { _ = gw.Close() })
