@@ -64,6 +64,9 @@ func BuildResponse(r *wire.GenerateContentResponse, meta translate.StreamMeta) (
 				}
 				switch {
 				case p.FunctionCall != nil:
+					if p.FunctionCall.Name == "" {
+						return nil, malformed("response: function call without a name")
+					}
 					msg.ToolCalls = append(msg.ToolCalls, toolCall(p.FunctionCall, p.ThoughtSignature, ids, nil))
 				case p.Thought:
 					thoughts.WriteString(p.Text)

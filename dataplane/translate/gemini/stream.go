@@ -147,7 +147,9 @@ func (s *streamReader) translate(r *wire.GenerateContentResponse) error {
 			continue
 		}
 		if c.Content != nil {
-			s.parts(c.Index, st, c.Content.Parts)
+			if err := s.parts(c.Index, st, c.Content.Parts); err != nil {
+				return err
+			}
 		}
 		if c.FinishReason != "" {
 			s.finish(c.Index, st, finishReason(c.FinishReason, st.hasCalls))
@@ -157,8 +159,9 @@ func (s *streamReader) translate(r *wire.GenerateContentResponse) error {
 }
 
 // parts queues deltas for one candidate's parts, merging consecutive text
-// (or thought) parts into one delta.
-func (s *streamReader) parts(index int, st *candidateState, parts []wire.Part) {
+// (or thought) parts into one delta. A function call without a name is a
+// malformed stream: no client could answer it.
+func (s *streamReader) parts(index int, st *candidateState, parts []wire.Part) error {
 	var last *openai.Delta
 	lastKind := 0 // 1 content, 2 reasoning
 	for i := range parts {
@@ -171,6 +174,9 @@ func (s *streamReader) parts(index int, st *candidateState, parts []wire.Part) {
 		}
 		switch {
 		case p.FunctionCall != nil:
+			if p.FunctionCall.Name == "" {
+				return malformed("stream: function call without a name")
+			}
 			idx := st.calls
 			st.calls++
 			st.hasCalls = true
@@ -198,6 +204,7 @@ func (s *streamReader) parts(index int, st *candidateState, parts []wire.Part) {
 			last.ReasoningSignature = sig
 		}
 	}
+	return nil
 }
 
 // emit queues one chunk for candidate index and returns its delta, so
