@@ -67,3 +67,14 @@ func splitSignature(id string) (base, sig string) {
 	}
 	return id, ""
 }
+
+// ToolCallIDBase returns a tool call id without the thought signature the
+// Gemini translator may have appended to it. Translators for other
+// providers should send this form upstream when a conversation started on
+// Gemini continues elsewhere (a fallback in the middle of a tool loop):
+// OpenAI accepts tool call ids of at most 40 characters and Bedrock
+// toolUseIds of at most 64, which the base id (call_ + 24 + _ + n) fits.
+func ToolCallIDBase(id string) string {
+	base, _ := splitSignature(id)
+	return base
+}

@@ -197,3 +197,13 @@ func TestToolTurnNotSplitByUserText(t *testing.T) {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
+
+func TestToolCallIDBase(t *testing.T) {
+	id := withSignature("call_abcdefghijklmnopqrstuvwx_12", strings.Repeat("Zm9v", 500))
+	if got := ToolCallIDBase(id); got != "call_abcdefghijklmnopqrstuvwx_12" || len(got) > 40 {
+		t.Errorf("ToolCallIDBase = %q", got)
+	}
+	if got := ToolCallIDBase("toolu_01"); got != "toolu_01" {
+		t.Errorf("ToolCallIDBase(plain) = %q", got)
+	}
+}
