@@ -93,6 +93,9 @@ func main() {
 			c.streams = 500
 		}
 	}
+	if c.pin {
+		pinLoad() // may re-execute this program under taskset
+	}
 	c.scenarios = map[string]bool{}
 	for _, s := range strings.Split(scen, ",") {
 		s = strings.TrimSpace(s)
@@ -116,6 +119,47 @@ func main() {
 	if c.strict && rep.failed() {
 		os.Exit(1)
 	}
+}
+
+// sutCPUEnv carries the core reserved for the system under test into the
+// re-executed harness.
+const sutCPUEnv = "TOLLGATE_BENCH_SUT_CPU"
+
+// pinLoad keeps the load generator and the upstream off the core of the
+// system under test: with two or more CPUs and taskset, the harness
+// re-executes itself pinned to every CPU but the last (its children, the
+// upstream included, inherit that), and the gateway and the plain proxy
+// are later pinned to the last one.
+func pinLoad() {
+	if os.Getenv(sutCPUEnv) != "" || runtime.NumCPU() < 2 {
+		return
+	}
+	ts, err := exec.LookPath("taskset")
+	if err != nil {
+		return
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return
+	}
+	n := runtime.NumCPU()
+	env := append(os.Environ(), fmt.Sprintf("%s=%d", sutCPUEnv, n-1))
+	err = syscall.Exec(ts, append([]string{ts, "-c", fmt.Sprintf("0-%d", n-2), exe}, os.Args[1:]...), env)
+	logf("could not re-execute under taskset (%v); the load generator shares the gateway's core", err)
+}
+
+// sutCPU is the core of the system under test, -1 when nothing is pinned.
+func sutCPU() int {
+	if v := os.Getenv(sutCPUEnv); v != "" {
+		var n int
+		if _, err := fmt.Sscan(v, &n); err == nil {
+			return n
+		}
+	}
+	if _, err := exec.LookPath("taskset"); err == nil && runtime.NumCPU() >= 2 {
+		return runtime.NumCPU() - 1
+	}
+	return -1
 }
 
 func fatalf(format string, args ...any) {
@@ -178,10 +222,8 @@ func run(c config) (*report, error) {
 		e.stop()
 		os.Exit(130)
 	}()
-	if c.pin && runtime.NumCPU() >= 2 {
-		if _, err := exec.LookPath("taskset"); err == nil {
-			e.sutCPU = runtime.NumCPU() - 1
-		}
+	if c.pin {
+		e.sutCPU = sutCPU()
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -318,6 +360,10 @@ func (e *environment) scenarios() (*report, error) {
 	ep := e.endpoints()
 	r := newReport(c)
 	r.mode, r.note, r.sutCPU = e.gwMode, e.gwNote, e.sutCPU
+	r.cpus = runtime.NumCPU()
+	if os.Getenv(sutCPUEnv) != "" {
+		r.cpus = e.sutCPU + 1 // this process only sees the CPUs it is pinned to
+	}
 	r.loadBefore = loadavg()
 
 	// Warm up every path (connections, translator caches, JIT-free but

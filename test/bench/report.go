@@ -28,6 +28,7 @@ type report struct {
 	soakPhase             phase
 	soakRan               bool
 	checks                []check
+	cpus                  int
 }
 
 func newReport(c config) *report {
@@ -170,10 +171,10 @@ func (r *report) markdown() string {
 	w("### Results of `go run ./test/bench%s`\n\n", r.flagsNote())
 	pin := "not pinned (taskset missing or one CPU)"
 	if r.sutCPU >= 0 {
-		pin = fmt.Sprintf("gateway and plain proxy each pinned to CPU %d with taskset; client and upstream unpinned", r.sutCPU)
+		pin = fmt.Sprintf("gateway and plain proxy each pinned to CPU %d with taskset, load generator and upstream to the other CPUs", r.sutCPU)
 	}
 	w("%s UTC, %s, %s/%s, %d CPUs, %s. Gateway: %s. Load average before %s, after %s; wall time %s.\n\n",
-		r.start.UTC().Format("2006-01-02 15:04"), runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), pin, r.mode,
+		r.start.UTC().Format("2006-01-02 15:04"), runtime.Version(), runtime.GOOS, runtime.GOARCH, r.cpus, pin, r.mode,
 		r.loadBefore, r.loadAfter, r.wall.Round(time.Second))
 	if r.note != "" {
 		w("Note: %s.\n\n", r.note)
