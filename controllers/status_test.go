@@ -143,3 +143,44 @@ func TestRejections(t *testing.T) {
 		t.Errorf("rejections before any table = %q", got)
 	}
 }
+
+// FuzzConditionsFor checks the invariants of the status logic for any
+// verdict and replica counts: four conditions with reasons and the
+// generation, Ready True exactly when the other three are, Programmed never
+// True for an object outside the table or with replicas still behind.
+func FuzzConditionsFor(f *testing.F) {
+	f.Add(true, true, true, 1, 1, "", int64(1))
+	f.Add(true, false, true, 0, 2, "dp-0: bad", int64(3))
+	f.Add(false, true, false, 2, 2, "", int64(2))
+	f.Fuzz(func(t *testing.T, accepted, resolved, inTable bool, acked, total int, rejected string, gen int64) {
+		if acked < 0 || total < 0 || acked > total || total > 1000 {
+			t.Skip()
+		}
+		c := func(ok bool, reason string) compiler.Condition {
+			if ok {
+				return compiler.Condition{Status: metav1.ConditionTrue, Reason: reason, Message: "ok"}
+			}
+			return compiler.Condition{Status: metav1.ConditionFalse, Reason: "Invalid", Message: "bad"}
+		}
+		v := compiler.Verdict{Generation: gen, Accepted: c(accepted, "Accepted"), ResolvedRefs: c(resolved, "ResolvedRefs"), InTable: inTable}
+		cs := conditionsFor(v, acked, total, rejected)
+		if len(cs) != 4 {
+			t.Fatalf("%d conditions", len(cs))
+		}
+		allTrue := true
+		for _, x := range cs[:3] {
+			allTrue = allTrue && x.Status == metav1.ConditionTrue
+		}
+		for _, x := range cs {
+			if x.Reason == "" || x.ObservedGeneration != gen || x.Message == "" {
+				t.Errorf("%s: reason %q generation %d message %q", x.Type, x.Reason, x.ObservedGeneration, x.Message)
+			}
+		}
+		if (cs[3].Status == metav1.ConditionTrue) != allTrue {
+			t.Errorf("Ready %s with Accepted %s, ResolvedRefs %s, Programmed %s", cs[3].Status, cs[0].Status, cs[1].Status, cs[2].Status)
+		}
+		if cs[2].Status == metav1.ConditionTrue && (!inTable || total == 0 || acked < total) {
+			t.Errorf("Programmed True with inTable=%v acked=%d total=%d", inTable, acked, total)
+		}
+	})
+}
