@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +20,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	gatewayv1 "tollgate.dev/tollgate/api/v1alpha1"
 
 	"tollgate.dev/tollgate/dataplane/eventstream"
 	"tollgate.dev/tollgate/dataplane/routetable"
@@ -555,4 +566,280 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// controlPlane is a real API server, the controller and two data-plane
+// replicas (subprocesses), serving Route "chat" -> fake provider.
+type controlPlane struct {
+	env            *envtest.Environment
+	cl             client.Client
+	ctx            context.Context
+	bin, dir       string
+	controllerArgs []string
+	controller     *process
+	replicas       []string
+	key            string
+}
+
+const faultNS = "team-a"
+
+func startControlPlane(t *testing.T, providerURL string) *controlPlane {
+	t.Helper()
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		t.Skip("KUBEBUILDER_ASSETS is not set: run `make test` (it builds the API server binaries)")
+	}
+	cp := &controlPlane{dir: t.TempDir()}
+	cp.bin = buildTollgate(t, cp.dir)
+	cp.env = &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases")}, ErrorIfCRDPathMissing: true,
+		ControlPlaneStopTimeout: 2 * time.Minute} // kube-apiserver drains open watches before it exits
+	cfg, err := cp.env.Start()
+	if err != nil {
+		t.Fatalf("start API server: %v", err)
+	}
+	t.Cleanup(func() { _ = cp.env.Stop() })
+	user, err := cp.env.AddUser(envtest.User{Name: "tollgate-e2e", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := filepath.Join(cp.dir, "kubeconfig")
+	must(t, os.WriteFile(kubeconfig, kc, 0o600))
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = gatewayv1.AddToScheme(scheme)
+	if cp.cl, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	t.Cleanup(cancel)
+	cp.ctx = ctx
+
+	must(t, cp.cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: faultNS}}))
+	must(t, cp.cl.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "openai", Namespace: faultNS}, StringData: map[string]string{"apiKey": "sk-e2e-" + randomHex(16)}}))
+	must(t, cp.cl.Create(ctx, &gatewayv1.LLMProvider{ObjectMeta: metav1.ObjectMeta{Name: "openai", Namespace: faultNS}, Spec: gatewayv1.LLMProviderSpec{
+		Type: gatewayv1.ProviderType("OpenAI"), Endpoint: providerURL,
+		Credentials: &gatewayv1.ProviderCredentials{APIKey: &gatewayv1.SecretKeySelector{Name: "openai", Key: "apiKey"}},
+	}}))
+	must(t, cp.cl.Create(ctx, &gatewayv1.VirtualKey{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: faultNS}, Spec: gatewayv1.VirtualKeySpec{Team: "search"}}))
+	must(t, cp.cl.Create(ctx, &gatewayv1.Route{ObjectMeta: metav1.ObjectMeta{Name: "chat", Namespace: faultNS}, Spec: gatewayv1.RouteSpec{
+		Model: "chat", Targets: []gatewayv1.RouteTarget{{Provider: "openai", Model: "gpt-a"}},
+	}}))
+
+	tokenFile := filepath.Join(cp.dir, "push-token")
+	must(t, os.WriteFile(tokenFile, []byte(randomHex(32)), 0o600))
+	pushAddr := freeAddr(t)
+	cp.controllerArgs = []string{"controller", "--kubeconfig", kubeconfig, "--leader-elect=false", "--push-addr", pushAddr,
+		"--push-auth", "static", "--push-token-file", tokenFile, "--metrics-addr", "0", "--health-addr", freeAddr(t)}
+	cp.controller = startProcess(t, cp.bin, cp.dir, "controller", cp.controllerArgs...)
+	for i := 0; i < 2; i++ {
+		listen := freeAddr(t)
+		startProcess(t, cp.bin, cp.dir, fmt.Sprintf("dataplane-%d", i), "dataplane", "--controller", "http://"+pushAddr,
+			"--token-file", tokenFile, "--replica-id", fmt.Sprintf("dataplane-%d", i), "--listen", listen, "--admin-listen", freeAddr(t),
+			"--drain-delay", "0s", "--shutdown-grace", "5s")
+		cp.replicas = append(cp.replicas, "http://"+listen)
+	}
+	eventually(t, 60*time.Second, "the controller issues the VirtualKey's secret key", func() error {
+		var vk gatewayv1.VirtualKey
+		if err := cp.cl.Get(ctx, types.NamespacedName{Namespace: faultNS, Name: "app"}, &vk); err != nil {
+			return err
+		}
+		if vk.Status.SecretName == "" {
+			return fmt.Errorf("status.secretName is empty")
+		}
+		var sec corev1.Secret
+		if err := cp.cl.Get(ctx, types.NamespacedName{Namespace: faultNS, Name: vk.Status.SecretName}, &sec); err != nil {
+			return err
+		}
+		cp.key = string(sec.Data["key"])
+		return nil
+	})
+	eventually(t, 60*time.Second, "both replicas serve the Route", cp.allServe("gpt-a"))
+	t.Cleanup(func() {
+		if t.Failed() {
+			logs, _ := filepath.Glob(filepath.Join(cp.dir, "*.log"))
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				t.Logf("==> %s\n%s", filepath.Base(l), tail(string(b), 3000))
+			}
+		}
+	})
+	return cp
+}
+
+// served asks replica base for model "chat" and returns the upstream model
+// that answered.
+func (cp *controlPlane) served(c *http.Client, base string) (string, error) {
+	req, _ := http.NewRequestWithContext(cp.ctx, "POST", base+"/v1/chat/completions",
+		strings.NewReader(`{"model":"chat","messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer "+cp.key)
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%d %s", resp.StatusCode, b)
+	}
+	return resp.Header.Get("x-tollgate-model"), nil
+}
+
+func (cp *controlPlane) allServe(model string) func() error {
+	return func() error {
+		for _, r := range cp.replicas {
+			got, err := cp.served(http.DefaultClient, r)
+			if err != nil {
+				return fmt.Errorf("%s: %w", r, err)
+			}
+			if got != model {
+				return fmt.Errorf("%s served by %q, want %q", r, got, model)
+			}
+		}
+		return nil
+	}
+}
+
+func (cp *controlPlane) setTarget(t *testing.T, model string) {
+	t.Helper()
+	eventually(t, 30*time.Second, "update the Route", func() error {
+		var rt gatewayv1.Route
+		if err := cp.cl.Get(cp.ctx, types.NamespacedName{Namespace: faultNS, Name: "chat"}, &rt); err != nil {
+			return err
+		}
+		rt.Spec.Targets[0].Model = model
+		return cp.cl.Update(cp.ctx, &rt)
+	})
+}
+
+// traffic sends requests to every replica in a loop until stopped, and
+// counts the answers that were not 200.
+type traffic struct {
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	total    int
+	failures []string
+}
+
+func (cp *controlPlane) startTraffic() *traffic {
+	tr := &traffic{stop: make(chan struct{})}
+	for _, r := range cp.replicas {
+		tr.wg.Add(1)
+		go func() {
+			defer tr.wg.Done()
+			c := &http.Client{Timeout: 10 * time.Second}
+			for {
+				select {
+				case <-tr.stop:
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+				_, err := cp.served(c, r)
+				tr.mu.Lock()
+				tr.total++
+				if err != nil {
+					tr.failures = append(tr.failures, fmt.Sprintf("%s: %v", r, err))
+				}
+				tr.mu.Unlock()
+			}
+		}()
+	}
+	return tr
+}
+
+func (tr *traffic) count() int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.total
+}
+
+// waitFor lets at least n more requests through (bounded).
+func (tr *traffic) waitFor(t *testing.T, n int) {
+	t.Helper()
+	want := tr.count() + n
+	eventually(t, 30*time.Second, fmt.Sprintf("%d more requests", n), func() error {
+		if got := tr.count(); got < want {
+			return fmt.Errorf("%d of %d", got, want)
+		}
+		return nil
+	})
+}
+
+func (tr *traffic) finish(t *testing.T) {
+	t.Helper()
+	close(tr.stop)
+	tr.wg.Wait()
+	t.Logf("%d requests, %d failed", tr.total, len(tr.failures))
+	if len(tr.failures) > 0 {
+		t.Errorf("%d of %d requests failed; first: %s", len(tr.failures), tr.total, tr.failures[0])
+	}
+}
+
+// TestControllerKilledDuringTraffic SIGKILLs the controller while both
+// replicas serve a steady stream of requests, restarts it, and changes the
+// Route: no request fails, and the change reaches both replicas.
+func TestControllerKilledDuringTraffic(t *testing.T) {
+	fake := fakeprovider.Start(fakeprovider.Behavior{})
+	t.Cleanup(fake.Close)
+	cp := startControlPlane(t, fake.URL)
+	tr := cp.startTraffic()
+	tr.waitFor(t, 20)
+
+	must(t, cp.controller.cmd.Process.Kill())
+	_ = cp.controller.cmd.Wait()
+	tr.waitFor(t, 100) // about half a second per replica with the controller gone
+	cp.controller = startProcess(t, cp.bin, cp.dir, "controller-2", cp.controllerArgs...)
+	tr.waitFor(t, 20)
+	cp.setTarget(t, "gpt-b")
+	d := eventually(t, 60*time.Second, "both replicas follow a Route change after the controller restart", cp.allServe("gpt-b"))
+	t.Logf("Route change reached both replicas %v after the update", d.Round(time.Millisecond))
+	tr.waitFor(t, 20)
+	tr.finish(t)
+}
+
+// TestAPIServerAwayAndBack stops kube-apiserver while both replicas serve
+// traffic, starts it again (same address and certificates, etcd kept), and
+// changes the Route: the replicas serve throughout, and the change
+// propagates through the controller that lived through the outage.
+func TestAPIServerAwayAndBack(t *testing.T) {
+	fake := fakeprovider.Start(fakeprovider.Behavior{})
+	t.Cleanup(fake.Close)
+	cp := startControlPlane(t, fake.URL)
+	tr := cp.startTraffic()
+	tr.waitFor(t, 20)
+
+	api := cp.env.ControlPlane.APIServer
+	// Stop removes a generated certificate directory and Start would mint a
+	// new serving CA that the controller's kubeconfig does not trust: keep
+	// the directory's files and point the restart at the copy.
+	keep := t.TempDir()
+	files, err := os.ReadDir(api.CertDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if f.Type().IsRegular() {
+			b, err := os.ReadFile(filepath.Join(api.CertDir, f.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			must(t, os.WriteFile(filepath.Join(keep, f.Name()), b, 0o600))
+		}
+	}
+	stopping := time.Now()
+	must(t, api.Stop())
+	t.Logf("kube-apiserver stopped in %v", time.Since(stopping).Round(time.Millisecond))
+	tr.waitFor(t, 100)
+	api.CertDir = keep
+	must(t, api.Start())
+	t.Log("kube-apiserver restarted")
+	tr.waitFor(t, 20)
+	cp.setTarget(t, "gpt-b")
+	d := eventually(t, 90*time.Second, "both replicas follow a Route change after the API server returns", cp.allServe("gpt-b"))
+	t.Logf("Route change reached both replicas %v after the update", d.Round(time.Millisecond))
+	tr.waitFor(t, 20)
+	tr.finish(t) // the change could only arrive through the controller that lived through the outage
 }
