@@ -592,6 +592,8 @@ func startControlPlane(t *testing.T, providerURL string) *controlPlane {
 	cp.bin = buildTollgate(t, cp.dir)
 	cp.env = &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases")}, ErrorIfCRDPathMissing: true,
 		ControlPlaneStopTimeout: 2 * time.Minute} // kube-apiserver drains open watches before it exits
+	// Without a bound kube-apiserver waits a minute for open watches on stop.
+	cp.env.ControlPlane.GetAPIServer().Configure().Set("shutdown-watch-termination-grace-period", "2s")
 	cfg, err := cp.env.Start()
 	if err != nil {
 		t.Fatalf("start API server: %v", err)
