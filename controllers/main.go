@@ -27,6 +27,7 @@ import (
 
 	"tollgate.dev/tollgate/api/v1alpha1"
 	"tollgate.dev/tollgate/controllers/push"
+	"tollgate.dev/tollgate/controllers/usage"
 	"tollgate.dev/tollgate/dataplane/routetable"
 )
 
@@ -147,7 +148,16 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	if err := rec.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up reconciler: %w", err)
 	}
-	ps := &pushServer{addr: o.PushAddr, handler: srv.Handler(), certFile: o.PushTLSCert, keyFile: o.PushTLSKey, log: log.WithName("push"), elected: mgr.Elected()}
+	// Usage reports come in on the push listener with the same credentials;
+	// the handler folds them into VirtualKey status while leader.
+	uh := usage.New(usage.Options{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Auth: auth, Log: log.WithName("usage")})
+	if err := mgr.Add(uh); err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", srv.Handler())
+	mux.Handle("POST "+usage.Path, uh)
+	ps := &pushServer{addr: o.PushAddr, handler: mux, certFile: o.PushTLSCert, keyFile: o.PushTLSKey, log: log.WithName("push"), elected: mgr.Elected()}
 	if err := mgr.Add(ps); err != nil {
 		return err
 	}

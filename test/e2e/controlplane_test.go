@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -158,8 +160,14 @@ func TestControlPlaneEndToEnd(t *testing.T) {
 	must(t, cl.Create(ctx, &gatewayv1.LLMProvider{ObjectMeta: metav1.ObjectMeta{Name: "openai", Namespace: ns}, Spec: gatewayv1.LLMProviderSpec{
 		Type: gatewayv1.ProviderType("OpenAI"), Endpoint: fake.URL,
 		Credentials: &gatewayv1.ProviderCredentials{APIKey: &gatewayv1.SecretKeySelector{Name: "openai", Key: "apiKey"}},
+		Models: []gatewayv1.ModelSpec{
+			{Name: "gpt-a", InputPrice: inputPrice, OutputPrice: outputPrice},
+			{Name: "gpt-b", InputPrice: inputPrice, OutputPrice: outputPrice},
+			{Name: "gpt-c", InputPrice: inputPrice, OutputPrice: outputPrice},
+		},
 	}}))
-	must(t, cl.Create(ctx, &gatewayv1.VirtualKey{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns}, Spec: gatewayv1.VirtualKeySpec{Team: "search"}}))
+	must(t, cl.Create(ctx, &gatewayv1.VirtualKey{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns}, Spec: gatewayv1.VirtualKeySpec{Team: "search",
+		Budget: &gatewayv1.Budget{Amount: "100", Currency: "USD", Period: "Monthly"}}}))
 
 	token := randomHex(32)
 	tokenFile := filepath.Join(dir, "push-token")
@@ -231,12 +239,16 @@ func TestControlPlaneEndToEnd(t *testing.T) {
 	}
 	setTarget := func(model string) {
 		t.Helper()
-		var rt gatewayv1.Route
-		if err := cl.Get(ctx, types.NamespacedName{Namespace: ns, Name: "chat"}, &rt); err != nil {
-			t.Fatal(err)
-		}
-		rt.Spec.Targets[0].Model = model
-		must(t, cl.Update(ctx, &rt))
+		// The controller writes status concurrently: retry on conflict, as
+		// kubectl apply would.
+		must(t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			var rt gatewayv1.Route
+			if err := cl.Get(ctx, types.NamespacedName{Namespace: ns, Name: "chat"}, &rt); err != nil {
+				return err
+			}
+			rt.Spec.Targets[0].Model = model
+			return cl.Update(ctx, &rt)
+		}))
 	}
 
 	// Wait until both replicas hold a table (the key is in it), then create
@@ -309,6 +321,32 @@ func TestControlPlaneEndToEnd(t *testing.T) {
 			t.Errorf("%s exited with %d on SIGTERM", p.name, code)
 		}
 	}
+	// Every request that reached the provider is in the key's status once:
+	// no loss across the controller restart and the replicas' shutdown, no
+	// double count, and the spend is exact.
+	eventually(t, 30*time.Second, "VirtualKey status accounts every request exactly", func() error {
+		var vk gatewayv1.VirtualKey
+		if err := cl.Get(ctx, types.NamespacedName{Namespace: ns, Name: "app"}, &vk); err != nil {
+			return err
+		}
+		u := vk.Status.Usage
+		if u == nil {
+			return fmt.Errorf("no usage in status")
+		}
+		if int(u.Requests) != fake.Count() {
+			return fmt.Errorf("status counts %d requests, the provider served %d", u.Requests, fake.Count())
+		}
+		want := new(big.Rat).Add(
+			new(big.Rat).Mul(big.NewRat(u.PromptTokens, 1), ratOf(t, string(inputPrice))),
+			new(big.Rat).Mul(big.NewRat(u.CompletionTokens, 1), ratOf(t, string(outputPrice))))
+		want.Quo(want, big.NewRat(1_000_000, 1))
+		if got := ratOf(t, u.Spend); got.Cmp(want) != 0 || u.PromptTokens == 0 {
+			return fmt.Errorf("spend %s, want %s for %d prompt and %d completion tokens", u.Spend, want.FloatString(9), u.PromptTokens, u.CompletionTokens)
+		}
+		t.Logf("VirtualKey status: %d requests, %d+%d tokens, spend %s %s (%s%% of budget)", u.Requests, u.PromptTokens, u.CompletionTokens, u.Spend, u.Currency, u.PercentUsed)
+		return nil
+	})
+
 	// No secret in any log of the run.
 	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
 	for _, l := range logs {
@@ -328,6 +366,20 @@ func TestControlPlaneEndToEnd(t *testing.T) {
 			t.Logf("==> %s\n%s", filepath.Base(l), tail(string(b), 4000))
 		}
 	}
+}
+
+const (
+	inputPrice  gatewayv1.Decimal = "1.25"
+	outputPrice gatewayv1.Decimal = "10.00"
+)
+
+func ratOf(t *testing.T, s string) *big.Rat {
+	t.Helper()
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		t.Fatalf("not a decimal: %q", s)
+	}
+	return r
 }
 
 func must(t *testing.T, err error) {
