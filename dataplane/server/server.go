@@ -209,6 +209,12 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 				}
 				s.m.Panics.Inc()
 				s.log.Error(nil, "Recovered panic in request handler", "path", r.URL.Path, "panic", v)
+				if w.Header().Get("Content-Type") != "" {
+					// The answer (an event stream, or a JSON body) was
+					// already under way: a JSON error glued after it would
+					// corrupt it. Cut the connection instead.
+					panic(http.ErrAbortHandler)
+				}
 				writeOpenAIError(w, openai.NewError(http.StatusInternalServerError, openai.TypeServer, "internal_error", "", "internal error"))
 			}
 		}()
