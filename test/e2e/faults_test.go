@@ -469,7 +469,8 @@ func (r *repeatReader) Read(p []byte) (int, error) {
 // panicky wraps a translator and panics where told.
 type panicky struct {
 	translate.Translator
-	inRequest bool
+	inRequest         bool
+	chunksBeforePanic int
 }
 
 func (p panicky) ChatRequest(ctx context.Context, req *openai.ChatRequest, t translate.Target) (*http.Request, error) {
@@ -480,22 +481,32 @@ func (p panicky) ChatRequest(ctx context.Context, req *openai.ChatRequest, t tra
 }
 
 func (p panicky) ChatStream(body io.Reader, t translate.Target, meta translate.StreamMeta) translate.ChunkReader {
-	return panickyChunks{p.Translator.ChatStream(body, t, meta)}
+	return &panickyChunks{ChunkReader: p.Translator.ChatStream(body, t, meta), after: p.chunksBeforePanic}
 }
 
-type panickyChunks struct{ translate.ChunkReader }
+// panickyChunks panics in Next after the given number of chunks.
+type panickyChunks struct {
+	translate.ChunkReader
+	after, n int
+}
 
-func (p panickyChunks) Next() (*openai.ChatChunk, error) { panic("injected fault in a stream") }
+func (p *panickyChunks) Next() (*openai.ChatChunk, error) {
+	if p.n++; p.n > p.after {
+		panic("injected fault in a stream")
+	}
+	return p.ChunkReader.Next()
+}
 
-// TestPanicIsRecoveredAndCounted injects panics through a translator: the
-// request gets a 500 OpenAI error (or, for a stream, the connection ends),
-// tollgate_panics_recovered_total counts each one, and the replica keeps
-// serving other requests.
+// TestPanicIsRecoveredAndCounted injects panics through a translator:
+// before anything was sent the request gets a 500 OpenAI error; in a
+// stream already under way the client keeps a well-formed SSE body with no
+// [DONE] (no JSON error glued after the events). Every panic is counted in
+// tollgate_panics_recovered_total, and the replica keeps serving.
 func TestPanicIsRecoveredAndCounted(t *testing.T) {
 	fake := fakeprovider.Start(fakeprovider.Behavior{Chunks: 1})
 	t.Cleanup(fake.Close)
-	var inRequest bool
 	var mu sync.Mutex
+	var inject panicky
 	translators := func(typ routetable.ProviderType) (translate.Translator, bool) {
 		tr, ok := providers.For(typ)
 		if !ok || typ != routetable.ProviderAnthropic {
@@ -503,7 +514,9 @@ func TestPanicIsRecoveredAndCounted(t *testing.T) {
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		return panicky{Translator: tr, inRequest: inRequest}, true
+		p := inject
+		p.Translator = tr
+		return p, true
 	}
 	reg := prometheus.NewRegistry()
 	metrics := server.NewMetrics(reg)
@@ -518,33 +531,53 @@ func TestPanicIsRecoveredAndCounted(t *testing.T) {
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 
-	for i, stream := range []bool{false, true} {
-		mu.Lock()
-		inRequest = !stream
-		mu.Unlock()
-		if err := srv.SetTable(bad); err != nil {
-			t.Fatal(err)
-		}
-		body := `{"model":"chain","messages":[{"role":"user","content":"hello"}]` + map[bool]string{true: `,"stream":true}`, false: `}`}[stream]
-		req, _ := http.NewRequest("POST", hs.URL+"/v1/chat/completions", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+testKey)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(b), `"internal_error"`) {
-				t.Errorf("stream=%v: a panic must give a 500 OpenAI error; got %d %s", stream, resp.StatusCode, b)
+	cases := []struct {
+		name   string
+		inject panicky
+		stream bool
+		check  func(t *testing.T, status int, body string, readErr error)
+	}{
+		{name: "in ChatRequest", inject: panicky{inRequest: true}, check: want500},
+		{name: "in the first stream read", inject: panicky{chunksBeforePanic: 0}, stream: true, check: want500},
+		{name: "mid-stream", inject: panicky{chunksBeforePanic: 1}, stream: true, check: func(t *testing.T, status int, body string, _ error) {
+			if status != http.StatusOK || strings.Contains(body, "data: [DONE]") {
+				t.Errorf("got %d; want the committed 200 stream cut without [DONE]:\n%s", status, body)
 			}
-		}
-		if got := counterValue(t, metrics.Panics); got != float64(i+1) {
-			t.Errorf("stream=%v: tollgate_panics_recovered_total = %v, want %d", stream, got, i+1)
-		}
-		if err := srv.SetTable(good); err != nil {
-			t.Fatal(err)
-		}
-		if r := chat(t, http.DefaultClient, hs.URL, stream); r.status != http.StatusOK || !strings.Contains(r.body, "echo") {
-			t.Fatalf("after a recovered panic the replica must keep serving; got %d %s", r.status, r.body)
-		}
+			for _, line := range strings.Split(body, "\n") {
+				if line != "" && !strings.HasPrefix(line, "data: ") && !strings.HasPrefix(line, "event: ") {
+					t.Errorf("the stream carries a line that is not SSE: %q", line)
+				}
+			}
+		}},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			mu.Lock()
+			inject = tc.inject
+			mu.Unlock()
+			if err := srv.SetTable(bad); err != nil {
+				t.Fatal(err)
+			}
+			body := `{"model":"chain","messages":[{"role":"user","content":"hello"}]` + map[bool]string{true: `,"stream":true}`, false: `}`}[tc.stream]
+			req, _ := http.NewRequest("POST", hs.URL+"/v1/chat/completions", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+testKey)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, readErr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			tc.check(t, resp.StatusCode, string(b), readErr)
+			if got := counterValue(t, metrics.Panics); got != float64(i+1) {
+				t.Errorf("tollgate_panics_recovered_total = %v, want %d", got, i+1)
+			}
+			if err := srv.SetTable(good); err != nil {
+				t.Fatal(err)
+			}
+			if r := chat(t, http.DefaultClient, hs.URL, tc.stream); r.status != http.StatusOK || !strings.Contains(r.body, "echo") {
+				t.Fatalf("after a recovered panic the replica must keep serving; got %d %s", r.status, r.body)
+			}
+		})
 	}
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -556,6 +589,13 @@ func TestPanicIsRecoveredAndCounted(t *testing.T) {
 	}
 	if !exported {
 		t.Error("tollgate_panics_recovered_total is not exported")
+	}
+}
+
+func want500(t *testing.T, status int, body string, _ error) {
+	t.Helper()
+	if status != http.StatusInternalServerError || !strings.Contains(body, `"internal_error"`) {
+		t.Errorf("a panic before the answer started must give a 500 OpenAI error; got %d %s", status, body)
 	}
 }
 
