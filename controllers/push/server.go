@@ -33,8 +33,9 @@ import (
 // Defaults for Options.
 const (
 	DefaultHeartbeat = wire.DefaultHeartbeat
-	// maxReplicaMessage bounds one line from a replica (acks are tiny).
-	maxReplicaMessage = 64 << 10
+	// maxReplicaMessage bounds one line from a replica: acks are tiny, a
+	// heartbeat's report is bounded by wire.Report.Bound.
+	maxReplicaMessage = wire.MaxReplicaMessage
 	maxReplicaID      = 253
 )
 
@@ -72,6 +73,11 @@ type Replica struct {
 	// both are cleared when it acknowledges a newer one.
 	NackedVersion string
 	Error         string
+	// Report is the replica's latest view of its upstreams (target health,
+	// MCP servers), nil before its first report. It is not cleared when the
+	// replica disconnects; callers decide whether to trust a disconnected
+	// replica's report.
+	Report *wire.Report
 }
 
 // Server is the controller's end of the push channel. It is safe for
@@ -103,6 +109,10 @@ type replicaState struct {
 	err      string
 	sent     []string // versions sent on the live stream and not yet answered
 	lastSeen time.Time
+	report   *wire.Report
+	// notified is the report as of the last Changes notification it caused,
+	// so jitter below wire.SameHealth's resolution never notifies.
+	notified *wire.Report
 }
 
 // NewServer returns a Server with nothing published yet: replicas that
@@ -192,6 +202,7 @@ func (s *Server) Replicas() []Replica {
 			Identity:      r.identity,
 			NackedVersion: r.nacked,
 			Error:         r.err,
+			Report:        r.report,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
@@ -199,7 +210,8 @@ func (s *Server) Replicas() []Replica {
 }
 
 // Changes receives (coalesced, buffered 1) whenever a replica connects,
-// disconnects, acks or nacks. Call Replicas to see the new state.
+// disconnects, acks or nacks, or its report changes meaningfully
+// (wire.SameHealth). Call Replicas to see the new state.
 func (s *Server) Changes() <-chan struct{} { return s.changes }
 
 func (s *Server) notify() {
@@ -409,6 +421,15 @@ func (s *Server) handle(id string, conn uint64, m wire.Message) {
 		if m.Type == wire.TypeAck && st.nacked != "" {
 			st.nacked, st.err = "", ""
 			changed = true
+		}
+		if m.Report != nil {
+			// Reports are read only through Replicas, which copies the
+			// pointer; a report is never modified after it is stored.
+			st.report = m.Report
+			if !wire.SameHealth(st.notified, m.Report) {
+				st.notified = m.Report
+				changed = true
+			}
 		}
 	case wire.TypeNack:
 		st.nacked, st.err = m.Version, m.Error

@@ -58,7 +58,15 @@ type Client struct {
 	// Apply installs a decoded, finalized table. An error rejects the table:
 	// the previous one stays in service and the controller is told why.
 	Apply func(*routetable.Table) error
-	Log   logr.Logger
+	// Report, if set, returns what this replica observes of its upstreams
+	// (target health, MCP servers). It is attached, bounded, to every
+	// heartbeat, and polled every ReportCheck so that a meaningful change
+	// (wire.SameHealth) is sent at once rather than at the next heartbeat.
+	Report func() *wire.Report
+	// ReportCheck is how often Report is polled between heartbeats
+	// (default 1s).
+	ReportCheck time.Duration
+	Log         logr.Logger
 
 	// HTTPClient, if set, is used for the stream (e.g. for TLS or mTLS). It
 	// must not have a Timeout: the stream lives for hours.
@@ -248,19 +256,69 @@ func (c *Client) session(ctx context.Context) (established bool, err error) {
 	}
 }
 
+// DefaultReportCheck is how often Client.Report is polled for changes.
+const DefaultReportCheck = time.Second
+
+// heartbeats sends a heartbeat every interval, with the current report, and
+// an early one whenever the report changed meaningfully since the last one
+// sent. The first goes out at once, so a new controller learns the
+// replica's view without waiting an interval.
 func (c *Client) heartbeats(ctx context.Context, every time.Duration, send func(wire.Message) error) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var poll <-chan time.Time
+	if c.Report != nil {
+		d := c.ReportCheck
+		if d <= 0 {
+			d = DefaultReportCheck
+		}
+		pt := time.NewTicker(d)
+		defer pt.Stop()
+		poll = pt.C
+	}
+	var sent *wire.Report
+	beat := func(r *wire.Report) error {
+		sent = r
+		return send(wire.Message{Type: wire.TypeHeartbeat, Version: c.Version(), Report: r})
+	}
+	if c.Report != nil {
+		if err := beat(c.report()); err != nil {
+			return
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := send(wire.Message{Type: wire.TypeHeartbeat, Version: c.Version()}); err != nil {
+			var r *wire.Report
+			if c.Report != nil {
+				r = c.report()
+			}
+			if err := beat(r); err != nil {
 				return
+			}
+		case <-poll:
+			if r := c.report(); !wire.SameHealth(sent, r) {
+				if err := beat(r); err != nil {
+					return
+				}
+				t.Reset(every)
 			}
 		}
 	}
+}
+
+// report calls Report, bounding the result and surviving a panic (a broken
+// report must not take the table channel down).
+func (c *Client) report() (r *wire.Report) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.Log.Error(fmt.Errorf("panic: %v", p), "Building the replica status report failed")
+			r = nil
+		}
+	}()
+	return c.Report().Bound()
 }
 
 // receive decodes and applies one table and returns the answer (ack or
