@@ -232,7 +232,6 @@ func openStreams(ep endpoint, n int, atPlateau func()) (stats, int) {
 			defer wg.Done()
 			once := sync.OnceFunc(first.Done)
 			defer once()
-			ep := ep
 			x := doStreamNotify(c, ep, func() { opened.Add(1); once() })
 			col.add(x)
 		}()
@@ -243,24 +242,17 @@ func openStreams(ep endpoint, n int, atPlateau func()) (stats, int) {
 	return col.done(time.Since(start)), int(opened.Load())
 }
 
-// doStreamNotify is do for a stream, calling onFirst at the first byte.
+// doStreamNotify reads a stream to its end, calling onFirst at the first
+// body byte.
 func doStreamNotify(c *http.Client, ep endpoint, onFirst func()) sample {
-	ep.body = append([]byte(nil), ep.body...)
-	r := &notifyingClient{c: c, onFirst: onFirst}
-	return r.do(ep)
-}
-
-type notifyingClient struct {
-	c       *http.Client
-	onFirst func()
-}
-
-func (n *notifyingClient) do(ep endpoint) sample {
 	start := time.Now()
-	req, _ := http.NewRequest(http.MethodPost, ep.url, bytes.NewReader(ep.body))
+	req, err := http.NewRequest(http.MethodPost, ep.url, bytes.NewReader(ep.body))
+	if err != nil {
+		return sample{err: true}
+	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+benchKey)
-	resp, err := n.c.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return sample{err: true}
 	}
@@ -271,7 +263,7 @@ func (n *notifyingClient) do(ep endpoint) sample {
 		k, err := resp.Body.Read(buf[:])
 		if k > 0 && s.ttfb == 0 {
 			s.ttfb = time.Since(start)
-			n.onFirst()
+			onFirst()
 		}
 		if err == io.EOF {
 			break
