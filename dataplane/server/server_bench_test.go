@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -112,7 +113,12 @@ func (w *discardWriter) reset() {
 // serveLoop sends body to h b.N times through one reused request.
 func serveLoop(b *testing.B, h http.Handler, body []byte) {
 	b.Helper()
-	req, err := http.NewRequest(http.MethodPost, "http://gateway/v1/chat/completions", nil)
+	servePathLoop(b, h, "/v1/chat/completions", body)
+}
+
+func servePathLoop(b *testing.B, h http.Handler, path string, body []byte) {
+	b.Helper()
+	req, err := http.NewRequest(http.MethodPost, "http://gateway"+path, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -163,6 +169,31 @@ func BenchmarkChatStream(b *testing.B) {
 	for _, d := range []string{"openai", "anthropic"} {
 		b.Run(d, func(b *testing.B) { serveLoop(b, benchServer(b, true), upstream.RequestBody("bench-"+d, true)) })
 	}
+}
+
+// BenchmarkMessages is one Anthropic-native /v1/messages request (as
+// Claude Code or the Anthropic SDK send it), metered, routed to an OpenAI
+// and to an Anthropic upstream.
+func BenchmarkMessages(b *testing.B) {
+	for _, d := range []string{"openai", "anthropic"} {
+		for _, stream := range []bool{false, true} {
+			name := d
+			if stream {
+				name += "/stream"
+			}
+			b.Run(name, func(b *testing.B) {
+				servePathLoop(b, benchServer(b, true), "/v1/messages", messagesBody("bench-"+d, stream))
+			})
+		}
+	}
+}
+
+// messagesBody is the Anthropic Messages twin of upstream.RequestBody.
+func messagesBody(model string, stream bool) []byte {
+	return []byte(fmt.Sprintf(`{"model":%q,"max_tokens":256,"temperature":0.2,"stream":%t,`+
+		`"system":"You are a concise assistant for an internal engineering team. Answer in plain English.",`+
+		`"messages":[{"role":"user","content":%q}]}`,
+		model, stream, strings.Repeat("Summarise the trade-offs of connection pooling in HTTP proxies. ", 14)))
 }
 
 // BenchmarkChatParallel runs non-streaming requests from GOMAXPROCS
