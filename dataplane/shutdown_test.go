@@ -4,17 +4,23 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	gosync "sync"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
 
+	"tollgate.dev/tollgate/controllers/compiler"
+	"tollgate.dev/tollgate/controllers/push"
+	"tollgate.dev/tollgate/dataplane/metering"
 	"tollgate.dev/tollgate/test/fakeprovider"
 )
 
@@ -291,4 +297,107 @@ func TestPublicServerHardening(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("after the hardening cases the replica answered %d", resp.StatusCode)
 	}
+}
+
+// TestShutdownFlushesUsage runs the data plane against a push server that
+// also takes usage reports, and cancels Run while a stream is in flight:
+// the stream finishes, and the last report, acknowledged before Run
+// returns, counts every request including that stream.
+func TestShutdownFlushesUsage(t *testing.T) {
+	fake := fakeprovider.Start(fakeprovider.Behavior{Chunks: 10, ChunkDelay: 50 * time.Millisecond, Reply: strings.Repeat("ab", 10)})
+	defer fake.Close()
+	in, err := compiler.ParseManifests("usage", []byte(fileModeManifests(fake.URL, "small")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := compiler.Compile(in)
+	if out.Err != nil {
+		t.Fatal(out.Err)
+	}
+	const token = "push-token-for-the-usage-test-0123456789"
+	ps := push.NewServer(push.Options{Auth: push.NewStaticTokenAuth(token), Log: logr.Discard()})
+	ps.Publish(out.Table)
+	var mu gosync.Mutex
+	var lastRequests int64
+	var reports int
+	mux := http.NewServeMux()
+	mux.Handle("/", ps.Handler())
+	mux.HandleFunc("POST /v1/usage", func(w http.ResponseWriter, r *http.Request) {
+		var rep metering.Report
+		if err := json.NewDecoder(r.Body).Decode(&rep); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		var n int64
+		for _, k := range rep.Keys {
+			n += k.Requests
+		}
+		mu.Lock()
+		if len(rep.Keys) > 0 {
+			lastRequests = n
+		}
+		reports++
+		mu.Unlock()
+		_ = json.NewEncoder(w).Encode(metering.Ack{Seq: rep.Seq, Replicas: 1})
+	})
+	hs := httptest.NewServer(mux)
+	defer hs.Close()
+
+	ready := make(chan [2]string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", ControllerURL: hs.URL, Token: token, ReplicaID: "usage-0",
+			ShutdownGrace: 5 * time.Second, MaxBodyBytes: 1 << 20, Ready: func(p, a string) { ready <- [2]string{p, a} }}, logr.Discard())
+	}()
+	var public string
+	select {
+	case a := <-ready:
+		public = a[0]
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("data plane did not start")
+	}
+	served := 0
+	chat := func() int {
+		req, _ := http.NewRequest("POST", "http://"+public+"/v1/chat/completions", strings.NewReader(`{"model":"small","messages":[{"role":"user","content":"hi"}]}`))
+		req.Header.Set("Authorization", "Bearer "+fileModeKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			served++
+		}
+		return resp.StatusCode
+	}
+	poll(t, 10*time.Second, "the pushed table is served", func() bool { return chat() == http.StatusOK })
+	for i := 0; i < 3; i++ {
+		if code := chat(); code != http.StatusOK {
+			t.Fatalf("chat: %d", code)
+		}
+	}
+	stream := openStream(t, public)
+	served++
+	cancel()
+	if body := <-stream; !strings.Contains(body, "data: [DONE]") {
+		t.Fatalf("the in-flight stream did not finish:\n%s", body)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if lastRequests != int64(served) {
+		t.Fatalf("the last usage report before exit counts %d requests; %d were served (%d reports)", lastRequests, served, reports)
+	}
+	t.Logf("%d reports; the last counts all %d requests", reports, served)
 }
