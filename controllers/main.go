@@ -223,7 +223,7 @@ func (p pushPublisher) Replicas() []Replica {
 	rs := p.s.Replicas()
 	out := make([]Replica, len(rs))
 	for i, r := range rs {
-		out[i] = Replica{ID: r.ID, Connected: r.Connected, Acked: r.Acked, RejectedVersion: r.NackedVersion, Error: r.Error}
+		out[i] = Replica{ID: r.ID, Connected: r.Connected, Acked: r.Acked, RejectedVersion: r.NackedVersion, Error: r.Error, Report: r.Report}
 	}
 	return out
 }

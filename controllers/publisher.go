@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"tollgate.dev/tollgate/dataplane/routetable"
+	"tollgate.dev/tollgate/dataplane/sync/wire"
 )
 
 // Publisher is what the reconciler needs from the push channel: hand it a
@@ -17,7 +18,7 @@ type Publisher interface {
 	// Replicas reports every replica the channel knows about.
 	Replicas() []Replica
 	// Changes delivers a coalesced notification whenever a replica connects,
-	// disconnects or acknowledges a table.
+	// disconnects, acknowledges a table or its report changes meaningfully.
 	Changes() <-chan struct{}
 }
 
@@ -32,6 +33,9 @@ type Replica struct {
 	// not apply (it keeps serving the previous one).
 	RejectedVersion string
 	Error           string
+	// Report is the replica's latest view of its upstreams, nil before its
+	// first report; health status aggregates it over connected replicas.
+	Report *wire.Report
 }
 
 // programming counts, for one object generation, how many connected replicas
