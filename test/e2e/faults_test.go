@@ -345,6 +345,68 @@ func TestUpstreamFaults(t *testing.T) {
 	}
 }
 
+// TestUpstreamFaultsAnthropicClient repeats the stream faults for a client
+// on the Anthropic Messages API: a fault after the first event ends the
+// stream with an Anthropic error event and no message_stop; before it, the
+// failover is invisible and the stream ends with message_stop.
+func TestUpstreamFaultsAnthropicClient(t *testing.T) {
+	cases := []struct {
+		name      string
+		answer    func(f upstreamFormat) func(c net.Conn)
+		failsOver bool
+	}{
+		{name: "reset mid-stream", answer: func(f upstreamFormat) func(net.Conn) {
+			return func(c net.Conn) { _, _ = io.WriteString(c, streamHead+f.start); reset(c) }
+		}},
+		{name: "truncated mid-event", answer: func(f upstreamFormat) func(net.Conn) {
+			return func(c net.Conn) {
+				_, _ = io.WriteString(c, streamHead+f.start+"event: content_block_delta\n"+`data: {"type":"content_block_del`)
+			}
+		}},
+		{name: "huge line after the first event", answer: func(f upstreamFormat) func(net.Conn) {
+			return func(c net.Conn) { writeHugeLine(c, streamHead+f.start+"data: ", 64<<20) }
+		}},
+		{name: "garbage before the first event", failsOver: true, answer: func(upstreamFormat) func(net.Conn) {
+			return func(c net.Conn) { _, _ = io.WriteString(c, streamHead+"data: <html>oops</html>\n\n") }
+		}},
+	}
+	for _, f := range faultFormats {
+		for _, tc := range cases {
+			t.Run(string(f.typ)+"/"+tc.name, func(t *testing.T) {
+				fb := fakeprovider.Start(fakeprovider.Behavior{Chunks: 1})
+				t.Cleanup(fb.Close)
+				_, url := serveTable(t, faultTable(f.typ, rawUpstream(t, tc.answer(f)), fb.URL, routetable.Timeouts{}))
+				req, _ := http.NewRequest("POST", url+"/v1/messages",
+					strings.NewReader(`{"model":"chain","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"hello"}]}`))
+				req.Header.Set("x-api-key", testKey)
+				req.Header.Set("anthropic-version", "2023-06-01")
+				resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				body := string(b)
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("status %d: %s", resp.StatusCode, body)
+				}
+				if tc.failsOver {
+					if !strings.Contains(body, "event: message_stop") || strings.Contains(body, "event: error") || fb.Count() != 1 {
+						t.Fatalf("want an invisible failover ending in message_stop (fallback got %d):\n%s", fb.Count(), body)
+					}
+					return
+				}
+				if !strings.Contains(body, `"Hel"`) || !strings.Contains(body, "event: error") || strings.Contains(body, "event: message_stop") {
+					t.Fatalf("want the content so far, an error event and no message_stop:\n%s", body)
+				}
+				if strings.Contains(body, "127.0.0.1") {
+					t.Errorf("the error leaks the upstream address:\n%s", body)
+				}
+			})
+		}
+	}
+}
+
 func wantOpenAIError(t *testing.T, r result, status int, code string) {
 	t.Helper()
 	if r.status != status || !strings.Contains(r.body, `"error"`) || !strings.Contains(r.body, `"code":"`+code+`"`) {
