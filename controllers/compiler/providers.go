@@ -148,6 +148,9 @@ func (c *compilation) provider(lp *v1alpha1.LLMProvider, acc, refs *problems) ro
 		p.DefaultMaxTokens = int32Ptr(d.MaxTokens)
 		p.Timeout = duration(d.Timeout, "defaults.timeout", acc)
 	}
+	if hc := s.HealthCheck; hc != nil {
+		p.HealthCheckInterval = duration(hc.Interval, "healthCheck.interval", acc)
+	}
 
 	seen := map[string]bool{}
 	for i := range s.Models {

@@ -94,6 +94,9 @@ type Provider struct {
 	DefaultMaxTokens int `json:"defaultMaxTokens,omitempty"`
 	// Timeout bounds one upstream attempt; zero means the route decides.
 	Timeout time.Duration `json:"timeout,omitempty"`
+	// HealthCheckInterval is how often every replica actively probes the
+	// provider (a cheap authenticated model listing); zero disables probing.
+	HealthCheckInterval time.Duration `json:"healthCheckInterval,omitempty"`
 	// Currency of the prices below (ISO 4217).
 	Currency string `json:"currency,omitempty"`
 	// Models lists the upstream models with their prices. A model not listed
