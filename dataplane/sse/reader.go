@@ -39,6 +39,9 @@ type Reader struct {
 	typ     string
 	id      string
 	err     error
+	// skipLF is set after a line ended by CR: an LF right after it
+	// belongs to the same CRLF terminator.
+	skipLF bool
 }
 
 // NewReader returns a Reader; maxEventSize <= 0 means DefaultMaxEventSize.
@@ -68,22 +71,6 @@ func (r *Reader) Next() (Event, error) {
 			}
 			return Event{}, err
 		}
-		// A lone CR is also a line terminator; split on it.
-		for {
-			i := bytes.IndexByte(line, '\r')
-			if i < 0 {
-				break
-			}
-			if done := r.field(line[:i]); done {
-				// Rare: an event ended by CR-only lines in the middle of a
-				// read. Keep the rest for the next call.
-				rest := append([]byte(nil), line[i+1:]...)
-				ev := r.event()
-				r.pushBack(rest)
-				return ev, nil
-			}
-			line = line[i+1:]
-		}
 		if done := r.field(line); done {
 			return r.event(), nil
 		}
@@ -92,14 +79,6 @@ func (r *Reader) Next() (Event, error) {
 			return Event{}, r.err
 		}
 	}
-}
-
-// pending holds bytes split off a CR-terminated line, served before br.
-func (r *Reader) pushBack(rest []byte) {
-	if len(rest) == 0 {
-		return
-	}
-	r.br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(append(rest, '\n')), r.br), 16<<10)
 }
 
 func (r *Reader) event() Event {
@@ -139,38 +118,59 @@ func (r *Reader) field(line []byte) bool {
 	return false
 }
 
-// readLine returns one line without its LF (and without a CR right before
-// it), or io.EOF. The slice is valid until the next call.
+// readLine returns one line without its terminator (LF, CRLF or a lone CR,
+// as the spec allows), or io.EOF. The slice is valid until the next call.
+// A CR at the end of one read and an LF at the start of the next are one
+// terminator: the LF is skipped when the next line is read.
 func (r *Reader) readLine() ([]byte, error) {
 	r.line = r.line[:0]
 	for {
-		frag, err := r.br.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			if len(r.line)+len(frag) > r.max {
+		n := r.br.Buffered()
+		if n == 0 {
+			if _, err := r.br.Peek(1); err != nil {
+				if err == io.EOF {
+					// A partial final line is dropped; the caller reports EOF.
+					return nil, io.EOF
+				}
+				return nil, fmt.Errorf("read stream: %w", err)
+			}
+			n = r.br.Buffered()
+		}
+		buf, _ := r.br.Peek(n)
+		if r.skipLF {
+			r.skipLF = false
+			if buf[0] == '\n' {
+				_, _ = r.br.Discard(1)
+				continue
+			}
+		}
+		end := bytes.IndexByte(buf, '\n')
+		if end < 0 {
+			end = len(buf)
+		}
+		if cr := bytes.IndexByte(buf[:end], '\r'); cr >= 0 {
+			end = cr
+			r.skipLF = true
+		} else if end == len(buf) {
+			// No terminator buffered yet: keep the fragment and read on.
+			if len(r.line)+n > r.max {
 				return nil, ErrEventTooLarge
 			}
-			r.line = append(r.line, frag...)
+			r.line = append(r.line, buf...)
+			_, _ = r.br.Discard(n)
 			continue
 		}
-		if err != nil {
-			if err == io.EOF {
-				// A partial final line is dropped; the caller reports EOF.
-				return nil, io.EOF
-			}
-			return nil, fmt.Errorf("read stream: %w", err)
+		if len(r.line)+end > r.max {
+			return nil, ErrEventTooLarge
 		}
-		line := frag
+		line := buf[:end]
 		if len(r.line) > 0 {
-			if len(r.line)+len(frag) > r.max {
-				return nil, ErrEventTooLarge
-			}
-			r.line = append(r.line, frag...)
+			r.line = append(r.line, line...)
 			line = r.line
 		}
-		line = line[:len(line)-1]
-		if n := len(line); n > 0 && line[n-1] == '\r' {
-			line = line[:n-1]
-		}
+		// Discard only moves the read index: line stays valid until the
+		// next read from br.
+		_, _ = r.br.Discard(end + 1)
 		return line, nil
 	}
 }
