@@ -486,6 +486,47 @@ func TestStreamReadersAreBounded(t *testing.T) {
 			t.Errorf("read %d bytes of one event before failing; the limit is %d", src.n, limit)
 		}
 	})
+	t.Run("SSE lone CR terminators", func(t *testing.T) {
+		// CR alone ends a line (the spec allows it): a long CR-only
+		// stream is many small events, not one line over the limit, and
+		// each event is dispatched without waiting for an LF.
+		const events = 100000
+		ev := "data: {\"n\":1}\r\r"
+		r := sse.NewReader(strings.NewReader(strings.Repeat(ev, events)), limit)
+		n := 0
+		for {
+			e, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("after %d events: %v", n, err)
+			}
+			if string(e.Data) != `{"n":1}` {
+				t.Fatalf("event %d = %q", n, e.Data)
+			}
+			n++
+		}
+		if n != events || events*len(ev) <= limit {
+			t.Fatalf("%d events of %d", n, events)
+		}
+		pr, pw := io.Pipe()
+		defer pw.Close()
+		go func() { _, _ = io.WriteString(pw, "data: first\r\r") }() // and then nothing more for now
+		got := make(chan string, 1)
+		go func() {
+			e, err := sse.NewReader(pr, limit).Next()
+			got <- fmt.Sprintf("%s %v", e.Data, err)
+		}()
+		select {
+		case s := <-got:
+			if s != "first <nil>" {
+				t.Fatalf("got %q", s)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("an event ended by CR CR waited for more bytes")
+		}
+	})
 	t.Run("NDJSON", func(t *testing.T) {
 		src := &countingReader{}
 		_, err := sse.NewLineReader(src, limit).Next()
