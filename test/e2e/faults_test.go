@@ -277,6 +277,15 @@ func TestUpstreamFaults(t *testing.T) {
 			check: func(t *testing.T, r result, fb *fakeprovider.Server) { wantServedByFallback(t, r, false, fb) },
 		},
 		{
+			name: "200 body cut short of its Content-Length fails over", fallback: true,
+			answer: func(upstreamFormat) func(net.Conn) {
+				return func(c net.Conn) {
+					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{\"id\":\"chatcmpl-up\",\"choices\":[")
+				}
+			},
+			check: func(t *testing.T, r result, fb *fakeprovider.Server) { wantServedByFallback(t, r, false, fb) },
+		},
+		{
 			name: "non-JSON 200 body without a fallback is a 502 OpenAI error",
 			answer: func(upstreamFormat) func(net.Conn) {
 				return func(c net.Conn) { writeBody(c, "application/json", "<html><body>upstream proxy error</body></html>") }
