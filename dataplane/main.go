@@ -26,9 +26,11 @@ import (
 	"tollgate.dev/tollgate/dataplane/guard"
 	"tollgate.dev/tollgate/dataplane/mcp"
 	"tollgate.dev/tollgate/dataplane/metering"
+	"tollgate.dev/tollgate/dataplane/probe"
 	"tollgate.dev/tollgate/dataplane/routetable"
 	"tollgate.dev/tollgate/dataplane/server"
 	"tollgate.dev/tollgate/dataplane/sync"
+	"tollgate.dev/tollgate/dataplane/sync/wire"
 	"tollgate.dev/tollgate/dataplane/translate/media"
 	"tollgate.dev/tollgate/dataplane/translate/providers"
 )
@@ -133,12 +135,16 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 		Metrics:      metrics,
 		Guard:        guard.New(reg),
 	})
+	// Active health checks feed the router's live health.
+	prober := probe.New(probe.Options{Health: srv.Health(), Log: log.WithName("probe")})
+	defer prober.Close()
 	apply := func(t *routetable.Table) error {
 		if err := srv.SetTable(t); err != nil {
 			return err
 		}
 		gw.SetTable(t)
 		meter.SetTable(t)
+		prober.SetTable(t)
 		log.Info("Applied routing table", "version", t.Version, "routes", len(t.Routes), "keys", len(t.Keys))
 		return nil
 	}
@@ -154,6 +160,9 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 		synced = func() bool { return true }
 	} else {
 		syncClient.Apply = apply
+		syncClient.Report = func() *wire.Report {
+			return replicaReport(srv.Table(), srv.Health().Snapshot(), gw.ServerStatus())
+		}
 		go func() { errc <- syncClient.Run(ctx) }()
 		synced = syncClient.Synced
 	}
