@@ -56,6 +56,8 @@ type Options struct {
 	ReadHeaderTimeout time.Duration
 	// MaxHeaderBytes bounds request headers (431 beyond); default 64 KiB.
 	MaxHeaderBytes int
+	// BodyTimeout bounds reading a request body (408 beyond); default 2 min.
+	BodyTimeout time.Duration
 	// Ready, when set, receives the bound public and admin addresses (tests
 	// and `make run` use ":0").
 	Ready func(public, admin string)
@@ -133,6 +135,7 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 		Log:          log,
 		MaxBodyBytes: o.MaxBodyBytes,
 		Metrics:      metrics,
+		BodyTimeout:  o.BodyTimeout,
 		Guard:        guard.New(reg),
 	})
 	// Active health checks feed the router's live health.

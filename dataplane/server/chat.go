@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -178,11 +179,25 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *open
 	if r.ContentLength > s.opts.MaxBodyBytes {
 		return nil, tooLarge(s.opts.MaxBodyBytes)
 	}
+	// The whole body must arrive within BodyTimeout: ReadHeaderTimeout
+	// stops slow headers only, and a body trickling in would hold the
+	// connection for as long as the client likes. The deadline is lifted
+	// only after a complete read: after a failed one, net/http would
+	// otherwise wait for the rest of the body before answering.
+	rc := http.NewResponseController(w)
+	deadline := rc.SetReadDeadline(time.Now().Add(s.opts.BodyTimeout)) == nil
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	if err == nil && deadline {
+		_ = rc.SetReadDeadline(time.Time{})
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, tooLarge(s.opts.MaxBodyBytes)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, openai.NewError(http.StatusRequestTimeout, openai.TypeInvalidRequest, "request_timeout", "",
+				fmt.Sprintf("The request body did not arrive within %v.", s.opts.BodyTimeout))
 		}
 		return nil, openai.NewError(http.StatusBadRequest, openai.TypeInvalidRequest, "invalid_body", "", "could not read request body: "+err.Error())
 	}

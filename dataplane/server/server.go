@@ -93,6 +93,8 @@ type Options struct {
 	Health                *router.Health
 	// MCP, when set, serves the MCP endpoint at /mcp.
 	MCP http.Handler
+	// BodyTimeout bounds reading a whole request body (default 2 min).
+	BodyTimeout time.Duration
 }
 
 // Server serves the OpenAI-compatible and Anthropic-compatible endpoints.
@@ -119,6 +121,9 @@ func New(opts Options) *Server {
 	}
 	if opts.DefaultRequestTimeout <= 0 {
 		opts.DefaultRequestTimeout = 10 * time.Minute
+	}
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = 2 * time.Minute
 	}
 	if opts.Health == nil {
 		opts.Health = router.NewHealth(router.DefaultHealthConfig, nil)
