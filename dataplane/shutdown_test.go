@@ -219,7 +219,7 @@ func TestPublicServerHardening(t *testing.T) {
 	fake := fakeprovider.Start(fakeprovider.Behavior{})
 	defer fake.Close()
 	const rht = 300 * time.Millisecond
-	r := startRun(t, fake.URL, Options{ShutdownGrace: time.Second, MaxBodyBytes: 1 << 20, ReadHeaderTimeout: rht})
+	r := startRun(t, fake.URL, Options{ShutdownGrace: time.Second, MaxBodyBytes: 1 << 20, ReadHeaderTimeout: rht, BodyTimeout: rht})
 	base := "http://" + r.public
 
 	t.Run("slowloris", func(t *testing.T) {
@@ -250,6 +250,43 @@ func TestPublicServerHardening(t *testing.T) {
 			t.Fatalf("the slow client was still connected after 5s (ReadHeaderTimeout %v)", rht)
 		}
 		t.Logf("slow client disconnected after %v (ReadHeaderTimeout %v)", time.Since(start).Round(time.Millisecond), rht)
+	})
+
+	t.Run("slow body", func(t *testing.T) {
+		// Headers at once, then the body a byte at a time, forever: the
+		// request must end within the body read timeout, not hold the
+		// connection and its goroutine.
+		c, err := net.Dial("tcp", r.public)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		start := time.Now()
+		_, _ = io.WriteString(c, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+fileModeKey+"\r\nContent-Length: 100000\r\n\r\n{")
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+				if _, err := c.Write([]byte(" ")); err != nil {
+					return
+				}
+			}
+		}()
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("no answer to a body trickling in for 5s (body read timeout %v): %v", rht, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusRequestTimeout || !bytes.Contains(b, []byte(`"code":"request_timeout"`)) {
+			t.Fatalf("got %d %s; want a 408 OpenAI error", resp.StatusCode, b)
+		}
+		t.Logf("slow body answered %d after %v", resp.StatusCode, time.Since(start).Round(time.Millisecond))
 	})
 
 	t.Run("oversized headers", func(t *testing.T) {
