@@ -95,7 +95,7 @@ func (r *Reconciler) writeStatuses(ctx context.Context, snap *snapshot, out *com
 		}
 		// A merge patch of the status subresource; a conflict cannot occur
 		// (no resourceVersion in the patch), and fields other writers own
-		// (usage, health) are not in the diff.
+		// (VirtualKey usage) are not in the diff.
 		if err := r.Client.Status().Patch(ctx, u.obj, client.MergeFrom(before)); err != nil {
 			if apierrors.IsNotFound(err) {
 				return nil // deleted meanwhile
