@@ -198,3 +198,11 @@ func TestHealthReachesStatus(t *testing.T) {
 		return hasConditions(t, p, want{v1alpha1.ConditionHealthy, metav1.ConditionTrue, v1alpha1.ReasonHealthy, "1/1 targets serving"})
 	})
 }
+
+func TestReportsOfConnectedReplicasOnly(t *testing.T) {
+	r := &wire.Report{}
+	got := reports([]Replica{{ID: "a", Connected: true, Report: r}, {ID: "b", Report: &wire.Report{}}, {ID: "c", Connected: true}})
+	if len(got) != 1 || got[0] != r {
+		t.Errorf("reports = %v", got)
+	}
+}
