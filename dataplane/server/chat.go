@@ -179,16 +179,13 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *open
 	if r.ContentLength > s.opts.MaxBodyBytes {
 		return nil, tooLarge(s.opts.MaxBodyBytes)
 	}
-	// The whole body must arrive within BodyTimeout: ReadHeaderTimeout
-	// stops slow headers only, and a body trickling in would hold the
-	// connection for as long as the client likes. The deadline is lifted
-	// only after a complete read: after a failed one, net/http would
-	// otherwise wait for the rest of the body before answering.
-	rc := http.NewResponseController(w)
-	deadline := rc.SetReadDeadline(time.Now().Add(s.opts.BodyTimeout)) == nil
+	// The body must arrive within the deadline boundBodies set. It is
+	// lifted only after a complete read (streams answer for longer):
+	// after a failed one, net/http would wait for the rest of the body
+	// before answering.
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
-	if err == nil && deadline {
-		_ = rc.SetReadDeadline(time.Time{})
+	if err == nil && r.ContentLength != 0 {
+		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	}
 	if err != nil {
 		var mbe *http.MaxBytesError

@@ -200,7 +200,22 @@ func (s *Server) Handler() http.Handler {
 		writeOpenAIError(w, openai.NewError(http.StatusNotFound, openai.TypeNotFound, "unknown_url",
 			"", "Unknown request URL: "+r.Method+" "+r.URL.Path+". Tollgate serves /v1/chat/completions, /v1/messages, /v1/embeddings, /v1/models and /mcp."))
 	})
-	return s.recoverPanics(mux)
+	return s.recoverPanics(s.boundBodies(mux))
+}
+
+// boundBodies gives a request body BodyTimeout to arrive. ReadHeaderTimeout
+// covers headers only, and net/http drains up to 256 KiB of a body the
+// handler did not read before it answers, so even an early refusal (401,
+// unknown URL) would wait for a body trickling in. readBody lifts the
+// deadline once the body is complete; /mcp reads its own bodies and keeps
+// long-lived streams, so it is left alone.
+func (s *Server) boundBodies(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 && r.URL.Path != "/mcp" {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.opts.BodyTimeout))
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // recoverPanics turns a panic in one request into a 500 for that request
