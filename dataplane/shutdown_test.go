@@ -289,6 +289,42 @@ func TestPublicServerHardening(t *testing.T) {
 		t.Logf("slow body answered %d after %v", resp.StatusCode, time.Since(start).Round(time.Millisecond))
 	})
 
+	t.Run("slow body with a wrong key", func(t *testing.T) {
+		// Refused before the body is read: the answer must not wait for
+		// the body net/http would otherwise drain first.
+		c, err := net.Dial("tcp", r.public)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		start := time.Now()
+		_, _ = io.WriteString(c, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tg-wrong\r\nContent-Length: 1000\r\n\r\n{")
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+				if _, err := c.Write([]byte(" ")); err != nil {
+					return
+				}
+			}
+		}()
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("no answer to an unauthenticated request whose body trickles in: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("got %d, want 401", resp.StatusCode)
+		}
+		t.Logf("answered %d after %v", resp.StatusCode, time.Since(start).Round(time.Millisecond))
+	})
+
 	t.Run("oversized headers", func(t *testing.T) {
 		req, _ := http.NewRequest("GET", base+"/v1/models", nil)
 		req.Header.Set("Authorization", "Bearer "+fileModeKey)
