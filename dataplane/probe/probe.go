@@ -56,10 +56,6 @@ const (
 type Options struct {
 	// Health receives the outcomes. Required.
 	Health *router.Health
-	// EjectAfter must equal the EjectAfter of Health's configuration: an
-	// ejection records that many failures at once (default
-	// router.DefaultHealthConfig.EjectAfter).
-	EjectAfter int
 	// Client sends the probes; it should not follow redirects to other
 	// hosts with credentials (the default does not follow any).
 	Client *http.Client
@@ -101,9 +97,6 @@ type loop struct {
 
 // New returns a Prober that probes nothing until SetTable.
 func New(o Options) *Prober {
-	if o.EjectAfter <= 0 {
-		o.EjectAfter = router.DefaultHealthConfig.EjectAfter
-	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}
@@ -280,7 +273,7 @@ func (p *Prober) run(ctx context.Context, prov *routetable.Provider, l *loop) {
 				}
 				down = true
 				for _, k := range targets {
-					p.eject(k)
+					p.o.Health.Eject(k)
 				}
 			} else {
 				next = confirm
@@ -292,7 +285,7 @@ func (p *Prober) run(ctx context.Context, prov *routetable.Provider, l *loop) {
 				down = false
 				log.Info("Provider health probe succeeded again; returning its targets to service", "latency", latency.Round(time.Millisecond))
 				for _, k := range targets {
-					p.o.Health.Start(k)(true, latency)
+					p.o.Health.Restore(k)
 				}
 			}
 		}
@@ -302,19 +295,6 @@ func (p *Prober) run(ctx context.Context, prov *routetable.Provider, l *loop) {
 			t.Stop()
 			return
 		case <-t.C:
-		}
-	}
-}
-
-// eject records failures on k until the router ejects it (at most
-// EjectAfter). On a target already ejected it records one failure, which
-// keeps it ejected (re-ejected with a longer cool-down once the current
-// one ends) without letting a half-open user request through.
-func (p *Prober) eject(k router.TargetKey) {
-	for i := 0; i < p.o.EjectAfter; i++ {
-		p.o.Health.Start(k)(false, 0)
-		if ejected(p.o.Health, k) {
-			return
 		}
 	}
 }

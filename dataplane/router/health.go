@@ -111,14 +111,43 @@ func (h *Health) finish(s *targetState, ok bool, firstByte time.Duration) {
 	now := h.now()
 	if s.consecFail >= h.cfg.EjectAfter || (!s.ejectedUntil.IsZero() && !now.Before(s.ejectedUntil)) {
 		// Eject, or re-eject after a failed half-open probe.
-		s.ejections++
-		d := h.cfg.BaseEjection << min(s.ejections-1, 16)
-		if d > h.cfg.MaxEjection || d <= 0 {
-			d = h.cfg.MaxEjection
-		}
-		s.ejectedUntil = now.Add(d)
-		s.consecFail = 0
+		h.ejectLocked(s, now)
 	}
+}
+
+// ejectLocked starts a cool-down that doubles with each ejection in a row.
+func (h *Health) ejectLocked(s *targetState, now time.Time) {
+	s.ejections++
+	d := h.cfg.BaseEjection << min(s.ejections-1, 16)
+	if d > h.cfg.MaxEjection || d <= 0 {
+		d = h.cfg.MaxEjection
+	}
+	s.ejectedUntil = now.Add(d)
+	s.consecFail = 0
+}
+
+// Eject takes k out of service now: an active health check found its
+// provider dead, so no user request should find out the hard way. A target
+// already in cool-down stays there; one whose cool-down has run out is
+// ejected again for longer, instead of letting a half-open request through.
+// Latency and error rate are not touched: a probe is not user traffic.
+func (h *Health) Eject(k TargetKey) {
+	s := h.state(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := h.now()
+	if s.ejectedUntil.IsZero() || !now.Before(s.ejectedUntil) {
+		h.ejectLocked(s, now)
+	}
+}
+
+// Restore returns k to service: an active health check found its provider
+// answering again.
+func (h *Health) Restore(k TargetKey) {
+	s := h.state(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.consecFail, s.ejections, s.ejectedUntil, s.probing = 0, 0, time.Time{}, false
 }
 
 // available reports whether k may receive traffic now. After the cool-down

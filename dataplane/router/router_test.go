@@ -175,3 +175,39 @@ func TestLeastLatencyShiftsTraffic(t *testing.T) {
 		t.Fatalf("slow target should still be probed now and then: %v", first)
 	}
 }
+
+func TestActiveEjectAndRestore(t *testing.T) {
+	now := time.Unix(1000, 0)
+	h := NewHealth(DefaultHealthConfig, func() time.Time { return now })
+	k := TargetKey{Provider: "ns/vllm", Model: "m"}
+	ejected := func() bool {
+		for _, s := range h.Snapshot() {
+			if s.Key == k {
+				return s.Ejected
+			}
+		}
+		return false
+	}
+	h.Eject(k)
+	if !ejected() || h.available(k, false) {
+		t.Fatal("Eject must take the target out of service at once")
+	}
+	now = now.Add(DefaultHealthConfig.BaseEjection + time.Second)
+	h.Eject(k) // still dead when the cool-down ends: no half-open user request
+	if !ejected() {
+		t.Fatal("a second Eject after the cool-down must eject again")
+	}
+	now = now.Add(DefaultHealthConfig.BaseEjection + time.Second)
+	if !ejected() {
+		t.Fatal("the second cool-down must be longer than the first")
+	}
+	h.Restore(k)
+	if ejected() || !h.available(k, false) {
+		t.Fatal("Restore must return the target to service")
+	}
+	for _, s := range h.Snapshot() {
+		if s.Key == k && (s.Attempts != 0 || s.ErrorRate != 0) {
+			t.Fatalf("probes are not user traffic: %+v", s)
+		}
+	}
+}
