@@ -7,6 +7,7 @@ package server
 
 import (
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -105,8 +106,12 @@ type Server struct {
 	client *http.Client
 	log    logr.Logger
 	m      *Metrics
-	// draining is set on shutdown: readiness fails, new streams are refused.
+	// draining is set on shutdown: readiness fails so load balancers stop
+	// sending; requests that still arrive are served.
 	draining atomic.Bool
+	// handlers counts requests in flight, so Close flushes usage only after
+	// the last one has recorded its own.
+	handlers sync.WaitGroup
 	streams  streamLimiter
 }
 
@@ -169,9 +174,21 @@ func (s *Server) Table() *routetable.Table { return s.table.Load() }
 // Health returns the live target health tracker.
 func (s *Server) Health() *router.Health { return s.opts.Health }
 
+// closeWait bounds how long Close waits for handlers whose connections
+// were cut at the end of the shutdown grace to return.
+const closeWait = 5 * time.Second
+
 // Close flushes what the server still holds (usage not yet reported) once
-// no request is in flight any more.
+// no request is in flight any more, waiting at most closeWait for handlers
+// that are still unwinding.
 func (s *Server) Close() {
+	done := make(chan struct{})
+	go func() { s.handlers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+		s.log.Info("Requests still unwinding at close; their usage may not be reported", "waited", closeWait)
+	}
 	if c, ok := s.opts.Meter.(interface{ Close() }); ok {
 		c.Close()
 	}
@@ -222,6 +239,8 @@ func (s *Server) boundBodies(next http.Handler) http.Handler {
 // and a metric, never a crashed replica.
 func (s *Server) recoverPanics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.handlers.Add(1)
+		defer s.handlers.Done()
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
