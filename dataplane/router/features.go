@@ -26,8 +26,10 @@ type Features struct {
 	KeyLabels    map[string]string
 }
 
-// ExtractFeatures computes Features of a canonical request.
-func ExtractFeatures(req *openai.ChatRequest, h http.Header, key *routetable.Key) Features {
+// ExtractFeatures computes Features of a canonical request. The code scan
+// is the one feature whose cost grows with the prompt, so it runs only when
+// withCode is set (NeedsCode of the route); HasCode is false otherwise.
+func ExtractFeatures(req *openai.ChatRequest, h http.Header, key *routetable.Key, withCode bool) Features {
 	f := Features{
 		HasTools:  len(req.Tools) > 0,
 		Reasoning: req.ReasoningEffort != "" && req.ReasoningEffort != "none" && req.ReasoningEffort != "minimal",
@@ -43,13 +45,13 @@ func ExtractFeatures(req *openai.ChatRequest, h http.Header, key *routetable.Key
 		switch m.Content.Kind {
 		case openai.ContentString:
 			chars += len(m.Content.Text)
-			f.HasCode = f.HasCode || looksLikeCode(m.Content.Text)
+			f.HasCode = f.HasCode || withCode && looksLikeCode(m.Content.Text)
 		case openai.ContentParts:
 			for _, p := range m.Content.Parts {
 				switch p.Type {
 				case openai.PartText:
 					chars += len(p.Text)
-					f.HasCode = f.HasCode || looksLikeCode(p.Text)
+					f.HasCode = f.HasCode || withCode && looksLikeCode(p.Text)
 				case openai.PartImageURL:
 					f.HasImages = true
 					chars += 85 * 4 // a low-detail image costs ~85 tokens
@@ -65,6 +67,16 @@ func ExtractFeatures(req *openai.ChatRequest, h http.Header, key *routetable.Key
 	}
 	f.PromptTokens = (chars + 3) / 4
 	return f
+}
+
+// NeedsCode reports whether an intent rule of r matches on hasCode.
+func NeedsCode(r *routetable.Route) bool {
+	for i := range r.Rules {
+		if r.Rules[i].Match.HasCode != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // codeMarkers are substrings that rarely occur in prose but often in code.

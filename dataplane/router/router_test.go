@@ -23,16 +23,24 @@ func TestExtractFeatures(t *testing.T) {
 		Tools:           []openai.Tool{{Type: "function", Function: openai.FunctionDecl{Name: "run"}}},
 		ReasoningEffort: "high",
 	}
-	f := ExtractFeatures(req, http.Header{}, &routetable.Key{Labels: map[string]string{"tier": "gold"}})
+	f := ExtractFeatures(req, http.Header{}, &routetable.Key{Labels: map[string]string{"tier": "gold"}}, true)
 	if !f.HasTools || !f.HasImages || !f.HasCode || !f.Reasoning || f.Turns != 2 {
 		t.Fatalf("features = %+v", f)
 	}
 	if f.PromptTokens < 85 || f.PromptTokens > 120 {
 		t.Fatalf("prompt tokens = %d, want ~95 (text/4 + 85 per image)", f.PromptTokens)
 	}
-	plain := ExtractFeatures(&openai.ChatRequest{Messages: []openai.Message{{Role: "user", Content: openai.TextContent("What is the capital of France?")}}}, nil, nil)
+	plain := ExtractFeatures(&openai.ChatRequest{Messages: []openai.Message{{Role: "user", Content: openai.TextContent("What is the capital of France?")}}}, nil, nil, true)
 	if plain.HasTools || plain.HasImages || plain.HasCode || plain.Reasoning {
 		t.Fatalf("plain prompt features = %+v", plain)
+	}
+	if skipped := ExtractFeatures(req, http.Header{}, nil, false); skipped.HasCode || skipped.PromptTokens != f.PromptTokens {
+		t.Fatalf("without withCode the code scan must not run: %+v", skipped)
+	}
+	yes := true
+	if NeedsCode(&routetable.Route{Rules: []routetable.IntentRule{{Match: routetable.IntentMatch{HasTools: &yes}}}}) ||
+		!NeedsCode(&routetable.Route{Rules: []routetable.IntentRule{{}, {Match: routetable.IntentMatch{HasCode: &yes}}}}) {
+		t.Fatal("NeedsCode must be true exactly when a rule matches on hasCode")
 	}
 }
 

@@ -95,7 +95,7 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, in inbound) {
 		defer release()
 	}
 	rq.labels = [6]string{key.Namespace, key.Name, key.Team, route.Name, "", ""}
-	feats := router.ExtractFeatures(req, r.Header, key)
+	feats := router.ExtractFeatures(req, r.Header, key, router.NeedsCode(route))
 
 	if s.opts.Meter != nil {
 		release, aerr := s.opts.Meter.Admit(key, route, feats.PromptTokens+req.MaxOutputTokens())
@@ -183,7 +183,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *open
 	// lifted only after a complete read (streams answer for longer):
 	// after a failed one, net/http would wait for the rest of the body
 	// before answering.
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	b, err := readSized(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes), r.ContentLength)
 	if err == nil && r.ContentLength != 0 {
 		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	}
@@ -199,6 +199,32 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *open
 		return nil, openai.NewError(http.StatusBadRequest, openai.TypeInvalidRequest, "invalid_body", "", "could not read request body: "+err.Error())
 	}
 	return b, nil
+}
+
+// readSized reads all of r into a buffer of the announced size n, when
+// known (n > 0; callers have bounded it), instead of growing one by
+// doubling: one allocation per body on the hot path. A body longer than
+// announced is still read whole.
+func readSized(r io.Reader, n int64) ([]byte, error) {
+	if n <= 0 {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, n, n+1) // the spare byte probes for EOF without growing
+	if m, err := io.ReadFull(r, b); err != nil {
+		return b[:m], err
+	}
+	for {
+		k, err := r.Read(b[n : n+1])
+		switch {
+		case k > 0: // longer than announced: read the rest the slow way
+			rest, err := io.ReadAll(r)
+			return append(b[:n+1], rest...), err
+		case err == io.EOF:
+			return b[:n], nil
+		case err != nil:
+			return b[:n], err
+		}
+	}
 }
 
 func tooLarge(limit int64) *openai.APIError {
@@ -345,7 +371,7 @@ func (s *Server) attempt(ctx context.Context, w http.ResponseWriter, rq *request
 	}
 	rq.labels[4], rq.labels[5] = prov.Name, tg.Model
 	if !rq.req.Stream {
-		b, err := io.ReadAll(io.LimitReader(resp.Body, s.opts.MaxResponseBytes+1))
+		b, err := readSized(io.LimitReader(resp.Body, s.opts.MaxResponseBytes+1), min(resp.ContentLength, s.opts.MaxResponseBytes))
 		fired := !stopTimer()
 		if err != nil || fired || int64(len(b)) > s.opts.MaxResponseBytes {
 			done(false, 0)

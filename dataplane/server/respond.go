@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -43,7 +44,11 @@ func startSSE(w http.ResponseWriter) {
 type openaiStream struct {
 	sw           *sse.Writer
 	includeUsage bool
-	buf          []byte
+	// buf and enc encode every chunk into one reused buffer instead of a
+	// fresh slice per chunk (json.Encoder writes what json.Marshal returns,
+	// plus a newline).
+	buf bytes.Buffer
+	enc *json.Encoder
 }
 
 func (o *openaiStream) chunk(c *openai.ChatChunk) error {
@@ -53,11 +58,15 @@ func (o *openaiStream) chunk(c *openai.ChatChunk) error {
 	if !o.includeUsage {
 		c.Usage = nil
 	}
-	b, err := json.Marshal(c)
-	if err != nil {
+	if o.enc == nil {
+		o.enc = json.NewEncoder(&o.buf)
+	}
+	o.buf.Reset()
+	if err := o.enc.Encode(c); err != nil {
 		return err
 	}
-	return o.sw.Event("", b)
+	b := o.buf.Bytes()
+	return o.sw.Event("", b[:len(b)-1])
 }
 
 func (o *openaiStream) end(err error) {

@@ -2,7 +2,9 @@ package server
 
 import (
 	"net/http"
+	"strings"
 	"testing"
+	"testing/iotest"
 
 	"tollgate.dev/tollgate/dataplane/routetable"
 )
@@ -39,4 +41,23 @@ func TestStreamLimiter(t *testing.T) {
 	}
 	r2()
 	r3()
+}
+
+func TestReadSized(t *testing.T) {
+	cases := []struct {
+		body string
+		n    int64
+	}{
+		{"", 0}, {"hello", 0}, {"hello", 5}, {"hello world", 5}, {"hi", 5}, {strings.Repeat("x", 70000), 70000},
+	}
+	for _, c := range cases {
+		got, err := readSized(iotest.OneByteReader(strings.NewReader(c.body)), c.n)
+		short := int64(len(c.body)) < c.n
+		if short != (err != nil) {
+			t.Errorf("readSized(%q, %d): err = %v", c.body, c.n, err)
+		}
+		if !short && string(got) != c.body {
+			t.Errorf("readSized(%q, %d) = %q", c.body, c.n, got)
+		}
+	}
 }

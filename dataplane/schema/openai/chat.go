@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"unicode/utf8"
 )
 
 // ChatRequest is a POST /v1/chat/completions body.
@@ -165,6 +166,10 @@ func (c *Content) UnmarshalJSON(b []byte) error {
 	case b[0] == '"':
 		c.Kind = ContentString
 		c.Parts = nil
+		if s, ok := plainString(b); ok {
+			c.Text = s
+			return nil
+		}
 		return json.Unmarshal(b, &c.Text)
 	case b[0] == '[':
 		c.Kind = ContentParts
@@ -174,6 +179,27 @@ func (c *Content) UnmarshalJSON(b []byte) error {
 	default:
 		return ErrContentType
 	}
+}
+
+// plainString returns the value of a JSON string literal that needs no
+// unescaping, exactly as json.Unmarshal would decode it, without a second
+// validating pass over bytes the outer decoder has already checked.
+// Anything unusual (escapes, control characters, invalid UTF-8, which
+// encoding/json replaces with U+FFFD) reports false.
+func plainString(b []byte) (string, bool) {
+	if len(b) < 2 || b[len(b)-1] != '"' {
+		return "", false
+	}
+	in := b[1 : len(b)-1]
+	for _, c := range in {
+		if c == '\\' || c == '"' || c < 0x20 {
+			return "", false
+		}
+	}
+	if !utf8.Valid(in) {
+		return "", false
+	}
+	return string(in), true
 }
 
 // Content part types.

@@ -46,3 +46,21 @@ func TestEmbeddingEncodeBase64(t *testing.T) {
 		t.Error("a malformed vector must be an error")
 	}
 }
+
+// FuzzContentString checks the plain-string fast path decodes exactly as
+// encoding/json does.
+func FuzzContentString(f *testing.F) {
+	for _, s := range []string{`"hi"`, `"a\"b"`, `"\u00e9"`, "\"\xff\"", `""`, `"tab	here"`, `"ünïcode"`, `"x\\"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var want string
+		if json.Unmarshal(b, &want) != nil {
+			return
+		}
+		var c Content
+		if err := json.Unmarshal(b, &c); err != nil || c.Kind != ContentString || c.Text != want {
+			t.Fatalf("Content of %q = %q, %v; encoding/json gives %q", b, c.Text, err, want)
+		}
+	})
+}
