@@ -84,9 +84,9 @@ run: envtest-assets build ## Run a complete local gateway: API server, controlle
 
 FUZZTIME ?= 1m
 .PHONY: fuzz
-fuzz: ## Run every fuzz target for FUZZTIME each (default 1m).
-	hack/fuzz.sh $(FUZZTIME)
+fuzz: envtest-assets ## Run every fuzz target for FUZZTIME each (default 1m).
+	KUBEBUILDER_ASSETS="$$($(ENVTEST_ASSETS_CMD))" hack/fuzz.sh $(FUZZTIME)
 
 .PHONY: fuzz-ci
-fuzz-ci: ## Run every fuzz target briefly (CI).
-	hack/fuzz.sh 10s
+fuzz-ci: envtest-assets ## Run every fuzz target briefly (CI).
+	KUBEBUILDER_ASSETS="$$($(ENVTEST_ASSETS_CMD))" hack/fuzz.sh 10s
