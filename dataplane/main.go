@@ -31,6 +31,7 @@ import (
 	"tollgate.dev/tollgate/dataplane/server"
 	"tollgate.dev/tollgate/dataplane/sync"
 	"tollgate.dev/tollgate/dataplane/sync/wire"
+	"tollgate.dev/tollgate/dataplane/translate"
 	"tollgate.dev/tollgate/dataplane/translate/media"
 	"tollgate.dev/tollgate/dataplane/translate/providers"
 )
@@ -50,7 +51,11 @@ type Options struct {
 	DrainDelay            time.Duration
 	MaxBodyBytes          int64
 	AllowPrivateImageURLs bool
-	LogLevel              int
+	// NoImageFetch refuses http(s) image URLs for providers that need the
+	// bytes inline, so no request can make the gateway call a host that no
+	// resource names (air-gapped and sovereign installs).
+	NoImageFetch bool
+	LogLevel     int
 	// ReadHeaderTimeout bounds how long a client may take to send its
 	// request headers (slowloris); default 10s.
 	ReadHeaderTimeout time.Duration
@@ -77,11 +82,13 @@ func Main(ctx context.Context, args []string) error {
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 30*time.Second, "how long in-flight requests and streams may take to finish on shutdown")
 	fs.DurationVar(&o.DrainDelay, "drain-delay", 5*time.Second, "how long readiness fails before the listener closes on shutdown")
 	fs.Int64Var(&o.MaxBodyBytes, "max-body-bytes", 32<<20, "largest accepted request body")
+	fetchImages := fs.Bool("fetch-image-urls", true, "download http(s) image URLs for providers that need image bytes inline (Gemini, Bedrock, Ollama); false keeps every outbound call to the providers resources name (air-gapped), and such URLs are refused with a 400")
 	fs.BoolVar(&o.AllowPrivateImageURLs, "allow-private-image-urls", false, "let image URLs in requests resolve to private/loopback addresses (SSRF guard off)")
 	fs.IntVar(&o.LogLevel, "v", 0, "log verbosity")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	o.NoImageFetch = !*fetchImages
 	if (o.ConfigDir == "") == (o.ControllerURL == "") {
 		return errors.New("exactly one of --config (file mode) or --controller is required")
 	}
@@ -131,7 +138,7 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 		MCP:          gw.Handler(),
 		Meter:        meter,
 		Translators:  providers.For,
-		Media:        media.NewFetcher(30*time.Second, media.DefaultMaxBytes, o.AllowPrivateImageURLs),
+		Media:        imageFetcher(o),
 		Log:          log,
 		MaxBodyBytes: o.MaxBodyBytes,
 		Metrics:      metrics,
@@ -226,6 +233,15 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	admin.Close()
 	log.Info("Data plane stopped")
 	return nil
+}
+
+// imageFetcher downloads image URLs for providers that need bytes, unless
+// the operator turned that off; then only data: URLs can be inlined.
+func imageFetcher(o Options) translate.MediaFetcher {
+	if o.NoImageFetch {
+		return nil
+	}
+	return media.NewFetcher(30*time.Second, media.DefaultMaxBytes, o.AllowPrivateImageURLs)
 }
 
 // controllerTransport trusts the CAs in caFile (and nothing else) for the
