@@ -88,7 +88,7 @@ func (r *report) evaluate() {
 			eff = fmt.Sprintf("; CPU per request %.3f vs %.3f ms, i.e. %.2fx", gw.cpuPer1k(), px.cpuPer1k(), px.cpuPer1k()/gw.cpuPer1k())
 		}
 		add(target, fmt.Sprintf(">= %.2fx plain proxy", goal),
-			fmt.Sprintf("%.2fx (%.0f vs %.0f req/s; rounds %s%s)%s", v, gw.st.rps(), px.st.rps(), strings.Join(parts, ", "), eff, note),
+			fmt.Sprintf("%.3fx (%.0f vs %.0f req/s; rounds %s%s)%s", v, gw.st.rps(), px.st.rps(), strings.Join(parts, ", "), eff, note),
 			ok && v >= goal)
 	}
 	ratio("gw-openai", fmt.Sprintf("OpenAI passthrough throughput, concurrency %d", r.c.concurrency), 0.85)
