@@ -5,20 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"testing"
 
 	"tollgate.dev/tollgate/dataplane/translate"
+	tt "tollgate.dev/tollgate/dataplane/translate/translatetest"
 )
-
-func readFile(b *testing.B, path string) []byte {
-	b.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return data
-}
 
 // passthroughStream is a typical OpenAI stream of n content chunks, as
 // api.openai.com sends them (envelope, fingerprint, logprobs null).
@@ -40,54 +31,22 @@ func passthroughStream(n int) []byte {
 // the gateway adds per streamed token (SSE framing and JSON decoding; the
 // proxy's encoding to the client is not included).
 func BenchmarkStreamPassthrough(b *testing.B) {
-	const n = 200
-	data := passthroughStream(n)
-	tr := NewOpenAI()
-	t := translate.Target{Provider: testProvider()}
-	chunks := 0
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	for b.Loop() {
-		r := tr.ChatStream(bytes.NewReader(data), t, testMeta)
-		for {
-			_, err := r.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			chunks++
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(chunks), "ns/chunk")
-	b.ReportMetric(float64(chunks)/float64(b.N), "chunks/op")
+	benchStream(b, passthroughStream(200))
 }
 
 // BenchmarkStreamToolCalls measures a stream with parallel tool calls.
 func BenchmarkStreamToolCalls(b *testing.B) {
-	data := readFile(b, "testdata/streams/tool_calls_parallel.sse")
-	tr := NewOpenAI()
-	t := translate.Target{Provider: testProvider()}
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	for b.Loop() {
-		r := tr.ChatStream(bytes.NewReader(data), t, testMeta)
-		for {
-			_, err := r.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	benchStream(b, tt.ReadFile(b, "testdata/streams/tool_calls_parallel.sse"))
+}
+
+func benchStream(b *testing.B, data []byte) {
+	tr, t := NewOpenAI(), translate.Target{Provider: testProvider()}
+	tt.BenchStream(b, data, func(r io.Reader) translate.ChunkReader { return tr.ChatStream(r, t, testMeta) })
 }
 
 // BenchmarkParseChatRequest measures the inbound front door.
 func BenchmarkParseChatRequest(b *testing.B) {
-	body := readFile(b, "testdata/parse/tools_multi_turn.json")
+	body := tt.ReadFile(b, "testdata/parse/tools_multi_turn.json")
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -100,7 +59,7 @@ func BenchmarkParseChatRequest(b *testing.B) {
 // BenchmarkChatRequest measures canonical -> upstream HTTP request for each
 // flavor (body encoding, URL, headers).
 func BenchmarkChatRequest(b *testing.B) {
-	req, aerr := ParseChatRequest(readFile(b, "testdata/parse/tools_multi_turn.json"))
+	req, aerr := ParseChatRequest(tt.ReadFile(b, "testdata/parse/tools_multi_turn.json"))
 	if aerr != nil {
 		b.Fatal(aerr)
 	}
@@ -120,7 +79,7 @@ func BenchmarkChatRequest(b *testing.B) {
 
 // BenchmarkChatResponse measures a non-streaming answer with tool calls.
 func BenchmarkChatResponse(b *testing.B) {
-	body := readFile(b, "testdata/responses/tool_calls.json")
+	body := tt.ReadFile(b, "testdata/responses/tool_calls.json")
 	tr := NewOpenAI()
 	t := translate.Target{Provider: testProvider()}
 	b.SetBytes(int64(len(body)))

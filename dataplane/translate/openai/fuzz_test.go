@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"os"
 	"reflect"
 	"testing"
 
 	"tollgate.dev/tollgate/dataplane/schema/openai"
 	"tollgate.dev/tollgate/dataplane/translate"
+	tt "tollgate.dev/tollgate/dataplane/translate/translatetest"
 )
 
 // FuzzStreamReader feeds arbitrary bytes to the stream translator of every
@@ -19,7 +18,7 @@ import (
 // contract (envelope, role first, one finish_reason per choice, tool call
 // headers once, usage last).
 func FuzzStreamReader(f *testing.F) {
-	for _, in := range fixtures(f, "streams", ".sse") {
+	for _, in := range tt.Fixtures(f, "streams", ".sse") {
 		b, err := os.ReadFile(in)
 		if err != nil {
 			f.Fatal(err)
@@ -31,25 +30,9 @@ func FuzzStreamReader(f *testing.F) {
 	f.Add([]byte("event: error\ndata: \"boom\"\n\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, tr := range []*Translator{NewOpenAI(), NewAzure(), NewCompatible()} {
-			r := tr.ChatStream(bytes.NewReader(data), translate.Target{}, testMeta)
-			var chunks []*openai.ChatChunk
-			for i := 0; ; i++ {
-				if i > len(data)+10 {
-					t.Fatalf("more chunks (%d) than input bytes", i)
-				}
-				c, err := r.Next()
-				if err != nil {
-					var ae *openai.APIError
-					if err != io.EOF && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.As(err, &ae) {
-						t.Fatalf("unexpected error type %T: %v", err, err)
-					}
-					checkStreamContract(t, chunks, err == io.EOF)
-					break
-				}
-				if _, err := json.Marshal(c); err != nil {
-					t.Fatalf("chunk does not marshal: %v", err)
-				}
-				chunks = append(chunks, c)
+			err := tt.FuzzStream(t, tr.ChatStream(bytes.NewReader(data), translate.Target{}, testMeta), len(data)+10, contract)
+			if !tt.KnownEnd(err) {
+				t.Fatalf("unexpected error type %T: %v", err, err)
 			}
 		}
 	})
@@ -60,7 +43,7 @@ func FuzzStreamReader(f *testing.F) {
 // accepted request must re-marshal and translate for every flavor.
 func FuzzParseChatRequest(f *testing.F) {
 	for _, dir := range []string{"parse"} {
-		for _, in := range fixtures(f, dir, ".json") {
+		for _, in := range tt.Fixtures(f, dir, ".json") {
 			b, err := os.ReadFile(in)
 			if err != nil {
 				f.Fatal(err)
@@ -105,7 +88,7 @@ func FuzzParseChatRequest(f *testing.F) {
 // whenever it accepts an event, encoding/json must accept it too and
 // decode exactly the same values.
 func FuzzFastChunk(f *testing.F) {
-	for _, in := range fixtures(f, "streams", ".sse") {
+	for _, in := range tt.Fixtures(f, "streams", ".sse") {
 		b, err := os.ReadFile(in)
 		if err != nil {
 			f.Fatal(err)
