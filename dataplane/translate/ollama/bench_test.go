@@ -5,20 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"testing"
 
 	"tollgate.dev/tollgate/dataplane/translate"
+	tt "tollgate.dev/tollgate/dataplane/translate/translatetest"
 )
-
-func readFile(b *testing.B, path string) []byte {
-	b.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return data
-}
 
 // ndjsonStream is an /api/chat stream of n content lines as Ollama sends them.
 func ndjsonStream(n int) []byte {
@@ -32,27 +23,8 @@ func ndjsonStream(n int) []byte {
 
 // BenchmarkStream measures NDJSON -> chunks per streamed token.
 func BenchmarkStream(b *testing.B) {
-	data := ndjsonStream(200)
-	tr := New()
-	t := translate.Target{Provider: testProvider()}
-	chunks := 0
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	for b.Loop() {
-		r := tr.ChatStream(bytes.NewReader(data), t, testMeta)
-		for {
-			_, err := r.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			chunks++
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(chunks), "ns/chunk")
-	b.ReportMetric(float64(chunks)/float64(b.N), "chunks/op")
+	tr, t := New(), translate.Target{Provider: testProvider()}
+	tt.BenchStream(b, ndjsonStream(200), func(r io.Reader) translate.ChunkReader { return tr.ChatStream(r, t, testMeta) })
 }
 
 // BenchmarkChatRequest measures canonical -> /api/chat request for a
@@ -71,7 +43,7 @@ func BenchmarkChatRequest(b *testing.B) {
 
 // BenchmarkChatResponse measures a non-streaming answer with tool calls.
 func BenchmarkChatResponse(b *testing.B) {
-	body := readFile(b, "testdata/responses/tool_calls_thinking.json")
+	body := tt.ReadFile(b, "testdata/responses/tool_calls_thinking.json")
 	tr := New()
 	t := translate.Target{Provider: testProvider()}
 	b.SetBytes(int64(len(body)))

@@ -6,12 +6,12 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 	"testing"
 
 	"tollgate.dev/tollgate/dataplane/routetable"
 	"tollgate.dev/tollgate/dataplane/schema/openai"
 	"tollgate.dev/tollgate/dataplane/translate"
+	tt "tollgate.dev/tollgate/dataplane/translate/translatetest"
 	"tollgate.dev/tollgate/test/fakeprovider"
 )
 
@@ -49,70 +49,21 @@ func TestAgainstFakeProvider(t *testing.T) {
 	}
 }
 
+// roundTrip sends req to the fake provider and folds the answer (whole or
+// streamed) into one message.
 func roundTrip(t *testing.T, req *openai.ChatRequest, tg translate.Target) (openai.Message, string, *openai.Usage) {
 	t.Helper()
-	tr := New()
-	hr, err := tr.ChatRequest(context.Background(), req, tg)
-	if err != nil {
-		t.Fatal(err)
+	a, aerr := tt.RoundTrip(t, New(), tt.Contract{Meta: testMeta, OneChoice: true, RequireUsage: true}, req, tg)
+	if aerr != nil {
+		t.Fatalf("status %d: %s", aerr.Status, aerr.Message)
 	}
-	resp, err := http.DefaultClient.Do(hr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("status %d: %s", resp.StatusCode, b)
-	}
-	if !req.Stream {
-		b, _ := io.ReadAll(resp.Body)
-		out, err := tr.ChatResponse(b, tg, testMeta)
-		if err != nil {
-			t.Fatal(err)
+	if a.Stream != nil {
+		if !a.Stream.Clean() {
+			t.Fatalf("stream ended with %v", a.Stream.End)
 		}
-		return out.Choices[0].Message, out.Choices[0].FinishReason, out.Usage
+		checkStreamContract(t, a.Stream.Chunks, true)
 	}
-	var chunks []*openai.ChatChunk
-	cr := tr.ChatStream(resp.Body, tg, testMeta)
-	for {
-		c, err := cr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		chunks = append(chunks, c)
-	}
-	checkStreamContract(t, chunks, true)
-	msg := openai.Message{Role: openai.RoleAssistant}
-	var text strings.Builder
-	finish := ""
-	var usage *openai.Usage
-	for _, c := range chunks {
-		if c.Usage != nil {
-			usage = c.Usage
-		}
-		for _, ch := range c.Choices {
-			if ch.Delta.Content != nil {
-				text.WriteString(*ch.Delta.Content)
-			}
-			for _, tc := range ch.Delta.ToolCalls {
-				if *tc.Index >= len(msg.ToolCalls) {
-					msg.ToolCalls = append(msg.ToolCalls, openai.ToolCall{ID: tc.ID, Type: tc.Type, Function: openai.FunctionCall{Name: tc.Function.Name}})
-				}
-				msg.ToolCalls[*tc.Index].Function.Arguments += tc.Function.Arguments
-			}
-			if ch.FinishReason != nil {
-				finish = *ch.FinishReason
-			}
-		}
-	}
-	if text.Len() > 0 {
-		msg.Content = openai.TextContent(text.String())
-	}
-	return msg, finish, usage
+	return a.Message, a.Finish, a.Usage
 }
 
 func TestFakeProviderFailures(t *testing.T) {

@@ -11,12 +11,13 @@ import (
 
 	"tollgate.dev/tollgate/dataplane/schema/openai"
 	"tollgate.dev/tollgate/dataplane/translate"
+	tt "tollgate.dev/tollgate/dataplane/translate/translatetest"
 )
 
 // FuzzStreamReader feeds arbitrary bytes to the NDJSON stream translator:
 // it must never panic, must end, and must keep the ChunkReader contract.
 func FuzzStreamReader(f *testing.F) {
-	for _, in := range fixtures(f, "streams", ".ndjson") {
+	for _, in := range tt.Fixtures(f, "streams", ".ndjson") {
 		b, err := os.ReadFile(in)
 		if err != nil {
 			f.Fatal(err)
@@ -26,32 +27,16 @@ func FuzzStreamReader(f *testing.F) {
 	f.Add([]byte(`{"message":{"tool_calls":[{"function":{"name":"","arguments":"{\"a\":1}"}}]},"done":true}`))
 	f.Add([]byte(`{"error":{"message":"x"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r := NewStreamReader(bytes.NewReader(data), testMeta)
-		var chunks []*openai.ChatChunk
-		for i := 0; ; i++ {
-			if i > len(data)+10 {
-				t.Fatalf("more chunks (%d) than input bytes", i)
-			}
-			c, err := r.Next()
-			if err != nil {
-				var ae *openai.APIError
-				if err != io.EOF && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.As(err, &ae) {
-					t.Fatalf("unexpected error type %T: %v", err, err)
-				}
-				checkStreamContract(t, chunks, err == io.EOF)
-				return
-			}
-			if _, err := json.Marshal(c); err != nil {
-				t.Fatalf("chunk does not marshal: %v", err)
-			}
-			chunks = append(chunks, c)
+		err := tt.FuzzStream(t, NewStreamReader(bytes.NewReader(data), testMeta), len(data)+10, contract)
+		if !tt.KnownEnd(err) {
+			t.Fatalf("unexpected error type %T: %v", err, err)
 		}
 	})
 }
 
 // FuzzChatResponse feeds arbitrary bodies to the non-streaming parser.
 func FuzzChatResponse(f *testing.F) {
-	for _, in := range fixtures(f, "responses", ".json") {
+	for _, in := range tt.Fixtures(f, "responses", ".json") {
 		b, err := os.ReadFile(in)
 		if err != nil {
 			f.Fatal(err)
@@ -81,16 +66,9 @@ func FuzzChatResponse(f *testing.F) {
 // FuzzChatRequest checks that any valid canonical request either
 // translates to a JSON body with an explicit stream flag or is a 400.
 func FuzzChatRequest(f *testing.F) {
-	for _, in := range fixtures(f, "requests", ".json") {
-		b, err := os.ReadFile(in)
-		if err != nil {
-			f.Fatal(err)
-		}
-		var fx requestFixture
-		if err := json.Unmarshal(b, &fx); err != nil {
-			f.Fatal(err)
-		}
-		rb, _ := json.Marshal(fx.Request)
+	for _, in := range tt.Fixtures(f, "requests", ".json") {
+		raw, _ := tt.LoadRequestFixture(f, in, testProvider())
+		rb, _ := json.Marshal(tt.DecodeRequest(f, in, raw))
 		f.Add(rb)
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
