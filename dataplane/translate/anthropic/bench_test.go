@@ -5,22 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"os"
 	"testing"
 
 	"tollgate.dev/tollgate/dataplane/schema/openai"
 	"tollgate.dev/tollgate/dataplane/sse"
 	"tollgate.dev/tollgate/dataplane/translate"
+	tt "tollgate.dev/tollgate/dataplane/translate/translatetest"
 )
-
-func readFile(b *testing.B, path string) []byte {
-	b.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return data
-}
 
 // BenchmarkChatRequest measures canonical -> Anthropic HTTP request
 // (translation, JSON encoding, headers) for a multi-turn tool conversation.
@@ -38,7 +29,7 @@ func BenchmarkChatRequest(b *testing.B) {
 
 // BenchmarkChatResponse measures Anthropic body -> chat.completion.
 func BenchmarkChatResponse(b *testing.B) {
-	body := readFile(b, "testdata/responses/tool_use.json")
+	body := tt.ReadFile(b, "testdata/responses/tool_use.json")
 	tr := New()
 	t := translate.Target{Provider: testProvider()}
 	b.SetBytes(int64(len(body)))
@@ -54,31 +45,13 @@ func BenchmarkChatResponse(b *testing.B) {
 // and three parallel tool calls); chunks/op tells how many chunks that is,
 // to read the per-chunk cost from ns/op and allocs/op.
 func BenchmarkChatStream(b *testing.B) {
-	data := readFile(b, "testdata/streams/tool_calls.sse")
-	tr := New()
-	t := translate.Target{Provider: testProvider()}
-	chunks := 0
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	for b.Loop() {
-		r := tr.ChatStream(bytes.NewReader(data), t, testMeta)
-		for {
-			_, err := r.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			chunks++
-		}
-	}
-	b.ReportMetric(float64(chunks)/float64(b.N), "chunks/op")
+	tr, t := New(), translate.Target{Provider: testProvider()}
+	tt.BenchStream(b, tt.ReadFile(b, "testdata/streams/tool_calls.sse"), func(r io.Reader) translate.ChunkReader { return tr.ChatStream(r, t, testMeta) })
 }
 
 // BenchmarkParseMessagesRequest measures inbound /v1/messages parsing.
 func BenchmarkParseMessagesRequest(b *testing.B) {
-	body := readFile(b, "testdata/inbound/requests/tools_roundtrip.json")
+	body := tt.ReadFile(b, "testdata/inbound/requests/tools_roundtrip.json")
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -91,7 +64,7 @@ func BenchmarkParseMessagesRequest(b *testing.B) {
 // BenchmarkMessagesResponse measures chat.completion -> Anthropic message.
 func BenchmarkMessagesResponse(b *testing.B) {
 	var resp openai.ChatResponse
-	if err := json.Unmarshal(readFile(b, "testdata/inbound/responses/tool_calls_reasoning.json"), &resp); err != nil {
+	if err := json.Unmarshal(tt.ReadFile(b, "testdata/inbound/responses/tool_calls_reasoning.json"), &resp); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
@@ -103,7 +76,7 @@ func BenchmarkMessagesResponse(b *testing.B) {
 // BenchmarkMessagesStreamWriter measures encoding canonical chunks as
 // Anthropic events (inbound streaming).
 func BenchmarkMessagesStreamWriter(b *testing.B) {
-	data := readFile(b, "testdata/inbound/streams/tools_thinking.jsonl")
+	data := tt.ReadFile(b, "testdata/inbound/streams/tools_thinking.jsonl")
 	var chunks []*openai.ChatChunk
 	for _, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
 		var c openai.ChatChunk
