@@ -1,13 +1,12 @@
 package bedrock
 
 import (
-	"bytes"
 	"context"
 	"io"
-	"os"
 	"testing"
 
 	"tollgate.dev/tollgate/dataplane/translate"
+	tt "tollgate.dev/tollgate/dataplane/translate/translatetest"
 )
 
 // BenchmarkChatRequest measures canonical -> signed Converse HTTP request
@@ -26,10 +25,7 @@ func BenchmarkChatRequest(b *testing.B) {
 
 // BenchmarkChatResponse measures Converse body -> chat.completion.
 func BenchmarkChatResponse(b *testing.B) {
-	body, err := os.ReadFile("testdata/responses/tool_use.in.json")
-	if err != nil {
-		b.Fatal(err)
-	}
+	body := tt.ReadFile(b, "testdata/responses/tool_use.in.json")
 	tr := New()
 	t := translate.Target{Provider: testProvider()}
 	b.SetBytes(int64(len(body)))
@@ -45,24 +41,6 @@ func BenchmarkChatResponse(b *testing.B) {
 // (a text block and three tool calls); chunks/op tells how many chunks that
 // is, to read the per-chunk cost from ns/op and allocs/op.
 func BenchmarkChatStream(b *testing.B) {
-	data := encodeStream(b, "testdata/streams/tool_calls.in.json")
-	tr := New()
-	t := translate.Target{Provider: testProvider()}
-	chunks := 0
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	for b.Loop() {
-		r := tr.ChatStream(bytes.NewReader(data), t, testMeta)
-		for {
-			_, err := r.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			chunks++
-		}
-	}
-	b.ReportMetric(float64(chunks)/float64(b.N), "chunks/op")
+	tr, t := New(), translate.Target{Provider: testProvider()}
+	tt.BenchStream(b, encodeStream(b, "testdata/streams/tool_calls.in.json"), func(r io.Reader) translate.ChunkReader { return tr.ChatStream(r, t, testMeta) })
 }

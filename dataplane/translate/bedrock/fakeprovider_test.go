@@ -11,6 +11,7 @@ import (
 
 	"tollgate.dev/tollgate/dataplane/schema/openai"
 	"tollgate.dev/tollgate/dataplane/translate"
+	tt "tollgate.dev/tollgate/dataplane/translate/translatetest"
 	"tollgate.dev/tollgate/test/fakeprovider"
 )
 
@@ -25,76 +26,23 @@ func fakeTarget(url string) translate.Target {
 // whole or streamed (checking the stream contract on the way).
 func roundTrip(t *testing.T, req *openai.ChatRequest, tg translate.Target) (openai.Message, string, *openai.Usage, error) {
 	t.Helper()
-	tr := testTranslator()
-	hr, err := tr.ChatRequest(context.Background(), req, tg)
-	if err != nil {
-		t.Fatal(err)
+	a, aerr := tt.RoundTrip(t, testTranslator(), contract, req, tg)
+	if aerr != nil {
+		return openai.Message{}, "", nil, aerr
 	}
-	resp, err := http.DefaultClient.Do(hr)
-	if err != nil {
-		t.Fatal(err)
+	if a.Stream == nil {
+		return a.Message, a.Finish, a.Usage, nil
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		return openai.Message{}, "", nil, tr.Error(resp.StatusCode, resp.Header, b)
-	}
-	if !req.Stream {
-		b, _ := io.ReadAll(resp.Body)
-		out, err := tr.ChatResponse(b, tg, testMeta)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out.Choices[0].Message, out.Choices[0].FinishReason, out.Usage, nil
-	}
-	if ct := resp.Header.Get("Content-Type"); ct != contentTypeEventStream {
+	if ct := a.Header.Get("Content-Type"); ct != contentTypeEventStream {
 		t.Fatalf("stream content type %q", ct)
 	}
-	res := collectStream(t, resp.Body)
-	checkStreamContract(t, res)
-	var msg openai.Message
-	var text, reasoning strings.Builder
-	finish := ""
-	var usage *openai.Usage
-	for _, c := range res.Chunks {
-		if c.Usage != nil {
-			usage = c.Usage
-		}
-		for _, ch := range c.Choices {
-			if ch.Delta.Content != nil {
-				text.WriteString(*ch.Delta.Content)
-			}
-			if ch.Delta.ReasoningContent != nil {
-				reasoning.WriteString(*ch.Delta.ReasoningContent)
-			}
-			if ch.Delta.ReasoningSignature != nil {
-				msg.ReasoningSignature = *ch.Delta.ReasoningSignature
-			}
-			for _, tc := range ch.Delta.ToolCalls {
-				if tc.ID != "" {
-					msg.ToolCalls = append(msg.ToolCalls, tc)
-					msg.ToolCalls[len(msg.ToolCalls)-1].Index = nil
-				} else {
-					msg.ToolCalls[*tc.Index].Function.Arguments += tc.Function.Arguments
-				}
-			}
-			if ch.FinishReason != nil {
-				finish = *ch.FinishReason
-			}
-		}
-	}
-	msg.Role = openai.RoleAssistant
-	if text.Len() > 0 {
-		msg.Content = openai.TextContent(text.String())
-	}
-	msg.ReasoningContent = reasoning.String()
 	var streamErr error
-	if ae, ok := res.End["api_error"].(*openai.APIError); ok {
+	if ae, ok := a.Stream.End["api_error"].(*openai.APIError); ok {
 		streamErr = ae
-	} else if res.End["eof"] != true {
+	} else if !a.Stream.Clean() {
 		streamErr = errors.New("stream did not end cleanly")
 	}
-	return msg, finish, usage, streamErr
+	return a.Message, a.Finish, a.Usage, streamErr
 }
 
 // TestAgainstFakeProvider runs a parallel tool loop, whole and streamed,

@@ -12,67 +12,19 @@ import (
 	"tollgate.dev/tollgate/dataplane/eventstream"
 	"tollgate.dev/tollgate/dataplane/schema/openai"
 	"tollgate.dev/tollgate/dataplane/translate"
+	tt "tollgate.dev/tollgate/dataplane/translate/translatetest"
 )
 
 // checkFuzzStream drains a stream translator: it must never panic, must
-// end, and must keep the ChunkReader rules it can check locally (envelope,
-// one finish_reason, tool index/header rules, usage last).
+// end within limit chunks, keep the ChunkReader contract, and an
+// *openai.APIError it ends with must carry an HTTP error status. Other
+// errors are allowed: malformed events end the stream with plain errors.
 func checkFuzzStream(t *testing.T, r io.Reader, limit int) {
-	cr := New().ChatStream(r, translate.Target{Provider: testProvider()}, testMeta)
-	finishes := 0
-	headers := map[int]bool{}
-	usage := false
-	for i := 0; ; i++ {
-		if i > limit {
-			t.Fatalf("more chunks (%d) than the input can hold", i)
-		}
-		c, err := cr.Next()
-		if err != nil {
-			if err == io.EOF && finishes != 1 {
-				t.Fatalf("clean end with %d finish reasons", finishes)
-			}
-			var ae *openai.APIError
-			if errors.As(err, &ae) && (ae.Status < 400 || ae.Status > 599) {
-				t.Fatalf("stream error with status %d", ae.Status)
-			}
-			return
-		}
-		if c.ID != testMeta.ID || c.Object != openai.ObjectChatCompletionChunk {
-			t.Fatalf("bad envelope %+v", c)
-		}
-		if usage {
-			t.Fatal("chunk after the usage chunk")
-		}
-		if _, err := json.Marshal(c); err != nil {
-			t.Fatalf("chunk does not marshal: %v", err)
-		}
-		if c.Usage != nil {
-			usage = true
-		}
-		for _, ch := range c.Choices {
-			if finishes > 0 {
-				t.Fatal("chunk after the finish_reason")
-			}
-			if ch.FinishReason != nil {
-				finishes++
-			}
-			for _, tc := range ch.Delta.ToolCalls {
-				if tc.Index == nil || *tc.Index < 0 {
-					t.Fatalf("tool call without valid index: %+v", tc)
-				}
-				if tc.Function.Name != "" {
-					if headers[*tc.Index] {
-						t.Fatalf("tool %d header repeated", *tc.Index)
-					}
-					headers[*tc.Index] = true
-				} else if !headers[*tc.Index] {
-					t.Fatalf("arguments for tool %d before its header", *tc.Index)
-				}
-			}
-		}
-		if finishes > 1 {
-			t.Fatal("more than one finish_reason")
-		}
+	t.Helper()
+	err := tt.FuzzStream(t, New().ChatStream(r, translate.Target{Provider: testProvider()}, testMeta), limit, contract)
+	var ae *openai.APIError
+	if errors.As(err, &ae) && (ae.Status < 400 || ae.Status > 599) {
+		t.Fatalf("stream error with status %d", ae.Status)
 	}
 }
 

@@ -5,18 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"math/rand"
 	"mime"
-	"os"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
-	"testing/iotest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -25,11 +21,14 @@ import (
 	"tollgate.dev/tollgate/dataplane/routetable"
 	"tollgate.dev/tollgate/dataplane/schema/openai"
 	"tollgate.dev/tollgate/dataplane/translate"
+	tt "tollgate.dev/tollgate/dataplane/translate/translatetest"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
-
 var testMeta = translate.StreamMeta{ID: "chatcmpl-tollgate-1", Created: 1700000000, Model: "nova"}
+
+// contract is the ChunkReader contract for Bedrock: one choice, usage
+// last when the metadata event sent it.
+var contract = tt.Contract{Meta: testMeta, OneChoice: true}
 
 // testNow pins the SigV4 clock so signed requests are golden-testable.
 var testNow = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -45,47 +44,10 @@ func testProvider() *routetable.Provider {
 // fixtures lists testdata/dir/*.in.json.
 func fixtures(t testing.TB, dir string) []string {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join("testdata", dir, "*.in.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) == 0 {
-		t.Fatalf("no fixtures in testdata/%s", dir)
-	}
-	return files
+	return tt.Fixtures(t, dir, ".in.json")
 }
 
 func goldenPath(in string) string { return strings.TrimSuffix(in, ".in.json") + ".out.json" }
-
-// checkJSON compares got with a golden JSON file semantically, or rewrites
-// it with -update.
-func checkJSON(t *testing.T, path string, got any) {
-	t.Helper()
-	b, err := json.MarshalIndent(got, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if *update {
-		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	var g, w any
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(want, &w); err != nil {
-		t.Fatalf("golden %s: %v", path, err)
-	}
-	if d := cmp.Diff(w, g); d != "" {
-		t.Errorf("%s mismatch (-want +got):\n%s", path, d)
-	}
-}
 
 // mapFetcher serves images from memory; the media type comes from the URL's
 // extension.
@@ -116,10 +78,7 @@ type requestFixture struct {
 
 func loadRequestFixture(t testing.TB, path string) (*openai.ChatRequest, translate.Target) {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := tt.ReadFile(t, path)
 	var f requestFixture
 	if err := json.Unmarshal(b, &f); err != nil {
 		t.Fatalf("%s: %v", path, err)
@@ -148,19 +107,7 @@ func requestGolden(t testing.TB, tr *Translator, req *openai.ChatRequest, target
 	if err != nil {
 		t.Fatalf("ChatRequest: %v", err)
 	}
-	body, err := io.ReadAll(hr.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var decoded any
-	if err := json.Unmarshal(body, &decoded); err != nil {
-		t.Fatalf("body is not JSON: %v", err)
-	}
-	headers := map[string]string{}
-	for k := range hr.Header {
-		headers[k] = hr.Header.Get(k)
-	}
-	return map[string]any{"method": hr.Method, "url": hr.URL.String(), "headers": headers, "body": decoded}
+	return tt.RequestGolden(t, hr)
 }
 
 func TestRequestGolden(t *testing.T) {
@@ -168,7 +115,7 @@ func TestRequestGolden(t *testing.T) {
 		t.Run(filepath.Base(in), func(t *testing.T) {
 			req, target := loadRequestFixture(t, in)
 			got := requestGolden(t, testTranslator(), req, target)
-			checkJSON(t, goldenPath(in), got)
+			tt.CheckJSON(t, goldenPath(in), got)
 			// Signing is deterministic for a pinned clock.
 			again := requestGolden(t, testTranslator(), req, target)
 			if d := cmp.Diff(got, again); d != "" {
@@ -181,15 +128,11 @@ func TestRequestGolden(t *testing.T) {
 func TestResponseGolden(t *testing.T) {
 	for _, in := range fixtures(t, "responses") {
 		t.Run(filepath.Base(in), func(t *testing.T) {
-			body, err := os.ReadFile(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp, err := New().ChatResponse(body, translate.Target{Provider: testProvider()}, testMeta)
+			resp, err := New().ChatResponse(tt.ReadFile(t, in), translate.Target{Provider: testProvider()}, testMeta)
 			if err != nil {
 				t.Fatalf("ChatResponse: %v", err)
 			}
-			checkJSON(t, goldenPath(in), resp)
+			tt.CheckJSON(t, goldenPath(in), resp)
 		})
 	}
 }
@@ -215,10 +158,7 @@ type streamFixture struct {
 // encodeStream turns a stream fixture into event-stream bytes.
 func encodeStream(t testing.TB, path string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := tt.ReadFile(t, path)
 	var f streamFixture
 	if err := json.Unmarshal(b, &f); err != nil {
 		t.Fatalf("%s: %v", path, err)
@@ -252,6 +192,7 @@ func encodeStream(t testing.TB, path string) []byte {
 			}
 			payload = c.Bytes()
 		}
+		var err error
 		out, err = eventstream.AppendMessage(out, &eventstream.Message{Headers: hs, Payload: payload})
 		if err != nil {
 			t.Fatalf("%s frame %d: %v", path, i, err)
@@ -260,173 +201,38 @@ func encodeStream(t testing.TB, path string) []byte {
 	return out[:len(out)-f.Truncate]
 }
 
-// streamResult is what a stream fixture translates to: every chunk and how
-// the stream ended.
-type streamResult struct {
-	Chunks []*openai.ChatChunk `json:"chunks"`
-	End    map[string]any      `json:"end"`
-}
-
-func collectStream(t testing.TB, r io.Reader) streamResult {
+// collectStream drains a stream; a cut stream's end is written
+// "unexpected_eof" in Bedrock's golden files.
+func collectStream(t testing.TB, r io.Reader) tt.StreamResult {
 	t.Helper()
-	cr := New().ChatStream(r, translate.Target{Provider: testProvider()}, testMeta)
-	res := streamResult{Chunks: []*openai.ChatChunk{}}
-	for i := 0; ; i++ {
-		if i > 100000 {
-			t.Fatal("stream did not end")
+	return tt.CollectWith(t, New().ChatStream(r, translate.Target{Provider: testProvider()}, testMeta), func(err error) map[string]any {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return map[string]any{"unexpected_eof": err.Error()}
 		}
-		c, err := cr.Next()
-		if err == nil {
-			res.Chunks = append(res.Chunks, c)
-			continue
-		}
-		var ae *openai.APIError
-		switch {
-		case err == io.EOF:
-			res.End = map[string]any{"eof": true}
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			res.End = map[string]any{"unexpected_eof": err.Error()}
-		case errors.As(err, &ae):
-			res.End = map[string]any{"api_error": ae, "status": ae.Status, "retryable": ae.Retryable}
-		default:
-			res.End = map[string]any{"error": err.Error()}
-		}
-		// The terminal error must repeat.
-		if _, err2 := cr.Next(); err2 == nil || err2.Error() != err.Error() {
-			t.Fatalf("after terminal %v, Next returned %v", err, err2)
-		}
-		return res
-	}
+		return tt.DescribeEnd(err)
+	})
 }
 
 func TestStreamGolden(t *testing.T) {
 	for _, in := range fixtures(t, "streams") {
 		t.Run(filepath.Base(in), func(t *testing.T) {
 			res := collectStream(t, bytes.NewReader(encodeStream(t, in)))
-			checkStreamContract(t, res)
-			checkJSON(t, goldenPath(in), res)
+			contract.Check(t, res.Chunks, res.Clean())
+			tt.CheckJSON(t, goldenPath(in), res)
 		})
 	}
-}
-
-// checkStreamContract asserts translate.ChunkReader's rules on a result.
-func checkStreamContract(t *testing.T, res streamResult) {
-	t.Helper()
-	finishes, usageAt := 0, -1
-	seenTool := map[int]bool{}
-	for i, c := range res.Chunks {
-		if c.ID != testMeta.ID || c.Created != testMeta.Created || c.Model != testMeta.Model || c.Object != openai.ObjectChatCompletionChunk {
-			t.Errorf("chunk %d: wrong envelope %+v", i, c)
-		}
-		if c.Usage != nil {
-			usageAt = i
-			if len(c.Choices) != 0 {
-				t.Errorf("usage chunk %d has choices", i)
-			}
-			continue
-		}
-		if usageAt >= 0 {
-			t.Errorf("chunk %d after the usage chunk", i)
-		}
-		if len(c.Choices) != 1 {
-			t.Fatalf("chunk %d: %d choices", i, len(c.Choices))
-		}
-		ch := c.Choices[0]
-		if (i == 0) != (ch.Delta.Role == openai.RoleAssistant) {
-			t.Errorf("chunk %d: role %q", i, ch.Delta.Role)
-		}
-		if ch.FinishReason != nil {
-			finishes++
-		} else if finishes > 0 {
-			t.Errorf("chunk %d: delta after finish_reason", i)
-		}
-		for _, tc := range ch.Delta.ToolCalls {
-			if tc.Index == nil {
-				t.Fatalf("chunk %d: tool call without index", i)
-			}
-			first := !seenTool[*tc.Index]
-			seenTool[*tc.Index] = true
-			if first != (tc.ID != "" && tc.Function.Name != "" && tc.Type == "function") {
-				t.Errorf("chunk %d: tool call %d id/name/type must be in its first delta only: %+v", i, *tc.Index, tc)
-			}
-		}
-	}
-	if res.End["eof"] == true {
-		if finishes != 1 {
-			t.Errorf("%d finish reasons, want 1", finishes)
-		}
-		if usageAt >= 0 && usageAt != len(res.Chunks)-1 {
-			t.Errorf("usage chunk at %d, want last (%d)", usageAt, len(res.Chunks)-1)
-		}
-	} else if finishes > 1 {
-		t.Errorf("%d finish reasons", finishes)
-	}
-}
-
-// splitReader returns data in pieces of random length.
-type splitReader struct {
-	data []byte
-	rnd  *rand.Rand
-	max  int
-}
-
-func (s *splitReader) Read(p []byte) (int, error) {
-	if len(s.data) == 0 {
-		return 0, io.EOF
-	}
-	n := 1 + s.rnd.Intn(s.max)
-	n = min(n, len(p), len(s.data))
-	copy(p, s.data[:n])
-	s.data = s.data[n:]
-	return n, nil
 }
 
 func TestStreamRandomSplits(t *testing.T) {
 	for _, in := range fixtures(t, "streams") {
 		t.Run(filepath.Base(in), func(t *testing.T) {
-			data := encodeStream(t, in)
-			want := collectStream(t, bytes.NewReader(data))
-			readers := map[string]io.Reader{
-				"one-byte":     iotest.OneByteReader(bytes.NewReader(data)),
-				"data-err-eof": iotest.DataErrReader(bytes.NewReader(data)),
-			}
-			for seed := int64(0); seed < 25; seed++ {
-				readers[fmt.Sprintf("seed-%02d", seed)] = &splitReader{data: data, rnd: rand.New(rand.NewSource(seed)), max: 1 + int(seed)*7}
-			}
-			names := make([]string, 0, len(readers))
-			for n := range readers {
-				names = append(names, n)
-			}
-			sort.Strings(names)
-			for _, n := range names {
-				got := collectStream(t, readers[n])
-				if d := cmp.Diff(want, got); d != "" {
-					t.Fatalf("%s split differs (-whole +split):\n%s", n, d)
-				}
-			}
+			tt.CheckSplits(t, encodeStream(t, in), func(r io.Reader) tt.StreamResult { return collectStream(t, r) })
 		})
 	}
 }
 
-// countingReader records whether anything was read.
-type countingReader struct {
-	r     io.Reader
-	reads int
-}
-
-func (c *countingReader) Read(p []byte) (int, error) { c.reads++; return c.r.Read(p) }
-
 func TestStreamIsLazy(t *testing.T) {
-	cr := &countingReader{r: bytes.NewReader(encodeStream(t, "testdata/streams/text.in.json"))}
-	r := New().ChatStream(cr, translate.Target{Provider: testProvider()}, testMeta)
-	if cr.reads != 0 {
-		t.Fatalf("ChatStream read %d times before Next", cr.reads)
-	}
-	c, err := r.Next()
-	if err != nil || c.Choices[0].Delta.Role != openai.RoleAssistant {
-		t.Fatalf("first chunk %+v, %v", c, err)
-	}
-	if cr.reads == 0 {
-		t.Fatal("Next did not read upstream")
-	}
+	tt.CheckLazy(t, encodeStream(t, "testdata/streams/text.in.json"), func(r io.Reader) translate.ChunkReader {
+		return New().ChatStream(r, translate.Target{Provider: testProvider()}, testMeta)
+	})
 }

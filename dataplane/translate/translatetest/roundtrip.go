@@ -19,6 +19,8 @@ type Answer struct {
 	Usage   *openai.Usage
 	// Stream is the streamed result, nil for a whole answer.
 	Stream *StreamResult
+	// Header is the upstream response's header.
+	Header http.Header
 }
 
 // RoundTrip sends req through tr to the server tg points at and folds the
@@ -45,12 +47,12 @@ func RoundTrip(t *testing.T, tr translate.Translator, k Contract, req *openai.Ch
 		if err != nil {
 			t.Fatal(err)
 		}
-		return Answer{Message: out.Choices[0].Message, Finish: out.Choices[0].FinishReason, Usage: out.Usage}, nil
+		return Answer{Message: out.Choices[0].Message, Finish: out.Choices[0].FinishReason, Usage: out.Usage, Header: resp.Header}, nil
 	}
 	res := Collect(t, tr.ChatStream(resp.Body, tg, k.Meta))
 	k.Check(t, res.Chunks, res.Clean())
 	msg, finish, usage := Fold(res.Chunks)
-	return Answer{Message: msg, Finish: finish, Usage: usage, Stream: &res}, nil
+	return Answer{Message: msg, Finish: finish, Usage: usage, Stream: &res, Header: resp.Header}, nil
 }
 
 // Fold accumulates chunks into a message the way OpenAI SDKs do: text,
