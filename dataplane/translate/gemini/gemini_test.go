@@ -5,16 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"io"
-	"math/rand"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"testing/iotest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -23,9 +20,8 @@ import (
 	"tollgate.dev/tollgate/dataplane/schema/openai"
 	"tollgate.dev/tollgate/dataplane/translate"
 	"tollgate.dev/tollgate/dataplane/translate/media"
+	tt "tollgate.dev/tollgate/dataplane/translate/translatetest"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 const testKey = "AIzaSy-test-secret-key"
 
@@ -36,66 +32,16 @@ var (
 	}
 	testTarget = translate.Target{Provider: testProvider, Model: "gemini-2.5-flash"}
 	testMeta   = translate.StreamMeta{ID: "chatcmpl-t1", Created: 1700000000, Model: "public-model"}
+	// contract is the ChunkReader contract for Gemini, whose candidates
+	// are choices.
+	contract = tt.Contract{Meta: testMeta}
 )
 
-// golden compares got (marshalled to JSON) with path, or rewrites it.
-func golden(t *testing.T, path string, got any) {
-	t.Helper()
-	b, err := json.MarshalIndent(got, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = append(b, '\n')
-	if *update {
-		if err := os.WriteFile(path, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden (run with -update): %v", err)
-	}
-	var w, g any
-	if err := json.Unmarshal(want, &w); err != nil {
-		t.Fatalf("golden %s: %v", path, err)
-	}
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatal(err)
-	}
-	if d := cmp.Diff(w, g); d != "" {
-		t.Errorf("%s mismatch (-want +got):\n%s", path, d)
-	}
-}
-
-func fixtures(t *testing.T, dir, ext string) []string {
-	t.Helper()
-	names, err := filepath.Glob(filepath.Join("testdata", dir, "*"+ext))
-	if err != nil || len(names) == 0 {
-		t.Fatalf("no fixtures in testdata/%s", dir)
-	}
-	return names
-}
-
-type requestGolden struct {
-	Method  string            `json:"method"`
-	URL     string            `json:"url"`
-	Headers map[string]string `json:"headers"`
-	Body    json.RawMessage   `json:"body"`
-}
-
 func TestChatRequestGolden(t *testing.T) {
-	for _, in := range fixtures(t, "request", ".json") {
-		if strings.HasSuffix(in, ".golden.json") {
-			continue
-		}
+	for _, in := range tt.Fixtures(t, "request", ".json") {
 		t.Run(filepath.Base(in), func(t *testing.T) {
-			raw, err := os.ReadFile(in)
-			if err != nil {
-				t.Fatal(err)
-			}
 			var req openai.ChatRequest
-			if err := json.Unmarshal(raw, &req); err != nil {
+			if err := json.Unmarshal(tt.ReadFile(t, in), &req); err != nil {
 				t.Fatal(err)
 			}
 			hr, err := New().ChatRequest(context.Background(), &req, testTarget)
@@ -105,31 +51,19 @@ func TestChatRequestGolden(t *testing.T) {
 			if strings.Contains(hr.URL.String(), testKey) {
 				t.Fatal("API key leaked into the URL")
 			}
-			body, _ := io.ReadAll(hr.Body)
-			h := map[string]string{}
-			for k := range hr.Header {
-				h[k] = hr.Header.Get(k)
-			}
-			golden(t, strings.TrimSuffix(in, ".json")+".golden.json", requestGolden{hr.Method, hr.URL.String(), h, body})
+			tt.CheckJSON(t, tt.GoldenPath(in, ".json"), tt.RequestGolden(t, hr))
 		})
 	}
 }
 
 func TestChatResponseGolden(t *testing.T) {
-	for _, in := range fixtures(t, "response", ".json") {
-		if strings.HasSuffix(in, ".golden.json") {
-			continue
-		}
+	for _, in := range tt.Fixtures(t, "response", ".json") {
 		t.Run(filepath.Base(in), func(t *testing.T) {
-			raw, err := os.ReadFile(in)
+			resp, err := New().ChatResponse(tt.ReadFile(t, in), testTarget, testMeta)
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp, err := New().ChatResponse(raw, testTarget, testMeta)
-			if err != nil {
-				t.Fatal(err)
-			}
-			golden(t, strings.TrimSuffix(in, ".json")+".golden.json", resp)
+			tt.CheckJSON(t, tt.GoldenPath(in, ".json"), resp)
 		})
 	}
 }
@@ -147,131 +81,59 @@ type apiErrorGolden struct {
 	Body      json.RawMessage `json:"body"`
 }
 
-func drain(r translate.ChunkReader) streamResult {
-	var res streamResult
-	for i := 0; i < 10000; i++ {
-		c, err := r.Next()
-		if err != nil {
-			var ae *openai.APIError
-			switch {
-			case err == io.EOF:
-				res.End = "EOF"
-			case errors.Is(err, io.ErrUnexpectedEOF):
-				res.End = "unexpected EOF"
-			case errors.As(err, &ae):
-				res.End = "api error"
-				res.Error = &apiErrorGolden{ae.Status, ae.Retryable, ae.MarshalBody()}
-			default:
-				res.End = "error: " + err.Error()
-			}
-			return res
-		}
-		res.Chunks = append(res.Chunks, c)
+// drain reads r to its end (see translatetest.Drain) into a streamResult.
+func drain(t testing.TB, r translate.ChunkReader) streamResult {
+	t.Helper()
+	chunks, err := tt.Drain(t, r, 10000)
+	res := streamResult{Chunks: chunks}
+	var ae *openai.APIError
+	switch {
+	case err == io.EOF:
+		res.End = "EOF"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		res.End = "unexpected EOF"
+	case errors.As(err, &ae):
+		res.End = "api error"
+		res.Error = &apiErrorGolden{ae.Status, ae.Retryable, ae.MarshalBody()}
+	default:
+		res.End = "error: " + err.Error()
 	}
-	res.End = "did not end"
 	return res
 }
 
-// checkChunkContract asserts the ChunkReader contract on a stream result.
+// checkChunkContract asserts the ChunkReader contract on a stream result,
+// and Gemini's own rule: a tool call comes whole in one delta (id, name
+// and JSON arguments), as Gemini sends function calls whole.
 func checkChunkContract(t *testing.T, res streamResult) {
 	t.Helper()
-	finished := map[int]int{}
-	started := map[int]bool{}
-	seenUsage := false
-	seenCalls := map[int]map[int]bool{}
+	contract.Check(t, res.Chunks, res.End == "EOF")
 	for i, c := range res.Chunks {
-		if c.ID != testMeta.ID || c.Created != testMeta.Created || c.Model != testMeta.Model || c.Object != openai.ObjectChatCompletionChunk {
-			t.Fatalf("chunk %d: bad envelope %+v", i, c)
-		}
-		if seenUsage {
-			t.Fatalf("chunk %d after the usage chunk", i)
-		}
-		if c.Usage != nil {
-			if len(c.Choices) != 0 {
-				t.Fatalf("usage chunk %d has choices", i)
-			}
-			seenUsage = true
-		}
 		for _, ch := range c.Choices {
-			if !started[ch.Index] && ch.Delta.Role != openai.RoleAssistant {
-				t.Fatalf("chunk %d: first chunk of choice %d has no assistant role", i, ch.Index)
-			}
-			if started[ch.Index] && ch.Delta.Role != "" {
-				t.Fatalf("chunk %d: role repeated for choice %d", i, ch.Index)
-			}
-			started[ch.Index] = true
-			if finished[ch.Index] > 0 {
-				t.Fatalf("chunk %d: choice %d continues after finish", i, ch.Index)
-			}
-			if ch.FinishReason != nil {
-				finished[ch.Index]++
-			}
 			for _, tc := range ch.Delta.ToolCalls {
 				if tc.Index == nil || tc.ID == "" || tc.Function.Name == "" || !json.Valid([]byte(tc.Function.Arguments)) {
 					t.Fatalf("chunk %d: incomplete tool call delta %+v", i, tc)
 				}
-				if seenCalls[ch.Index] == nil {
-					seenCalls[ch.Index] = map[int]bool{}
-				}
-				if seenCalls[ch.Index][*tc.Index] {
-					t.Fatalf("chunk %d: tool call index %d repeated", i, *tc.Index)
-				}
-				seenCalls[ch.Index][*tc.Index] = true
 			}
 		}
 	}
-	if res.End == "EOF" {
-		for idx := range started {
-			if finished[idx] != 1 {
-				t.Fatalf("choice %d finished %d times", idx, finished[idx])
-			}
-		}
-	}
-}
-
-// splitReader returns the body in pieces of random sizes.
-type splitReader struct {
-	b   []byte
-	rng *rand.Rand
-	max int
-}
-
-func (s *splitReader) Read(p []byte) (int, error) {
-	if len(s.b) == 0 {
-		return 0, io.EOF
-	}
-	n := 1 + s.rng.Intn(s.max)
-	n = min(n, len(p), len(s.b))
-	copy(p, s.b[:n])
-	s.b = s.b[n:]
-	return n, nil
 }
 
 func TestChatStreamGolden(t *testing.T) {
-	for _, in := range fixtures(t, "stream", ".sse") {
+	for _, in := range tt.Fixtures(t, "stream", ".sse") {
 		t.Run(filepath.Base(in), func(t *testing.T) {
-			raw, err := os.ReadFile(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res := drain(New().ChatStream(bytes.NewReader(raw), testTarget, testMeta))
+			raw := tt.ReadFile(t, in)
+			res := drain(t, New().ChatStream(bytes.NewReader(raw), testTarget, testMeta))
 			checkChunkContract(t, res)
-			golden(t, strings.TrimSuffix(in, ".sse")+".golden.json", res)
-
-			want, _ := json.Marshal(res)
-			replay := func(name string, r io.Reader) {
-				got, _ := json.Marshal(drain(New().ChatStream(r, testTarget, testMeta)))
-				if !bytes.Equal(got, want) {
-					t.Fatalf("%s: output differs from whole-body read:\n got %s\nwant %s", name, got, want)
-				}
-			}
-			replay("one-byte", iotest.OneByteReader(bytes.NewReader(raw)))
-			replay("half", iotest.HalfReader(bytes.NewReader(raw)))
-			for seed := int64(0); seed < 50; seed++ {
-				replay("random", &splitReader{b: raw, rng: rand.New(rand.NewSource(seed)), max: 1 + int(seed)%17})
-			}
+			tt.CheckJSON(t, tt.GoldenPath(in, ".json"), res)
+			tt.CheckSplits(t, raw, func(r io.Reader) streamResult { return drain(t, New().ChatStream(r, testTarget, testMeta)) })
 		})
 	}
+}
+
+func TestStreamIsLazy(t *testing.T) {
+	tt.CheckLazy(t, tt.ReadFile(t, "testdata/stream/text.sse"), func(r io.Reader) translate.ChunkReader {
+		return New().ChatStream(r, testTarget, testMeta)
+	})
 }
 
 // TestStreamMatchesResponse checks that the same answer gets the same
@@ -283,7 +145,7 @@ func TestStreamMatchesResponse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := drain(New().ChatStream(strings.NewReader(sse), testTarget, testMeta))
+	res := drain(t, New().ChatStream(strings.NewReader(sse), testTarget, testMeta))
 	var calls []openai.ToolCall
 	var content, finish string
 	for _, c := range res.Chunks {
@@ -528,27 +390,19 @@ func TestChatResponseErrors(t *testing.T) {
 }
 
 func FuzzChatStream(f *testing.F) {
-	names, _ := filepath.Glob("testdata/stream/*.sse")
-	for _, n := range names {
-		b, _ := os.ReadFile(n)
-		f.Add(b)
+	for _, n := range tt.Fixtures(f, "stream", ".sse") {
+		f.Add(tt.ReadFile(f, n))
 	}
 	f.Add([]byte("data: {\"candidates\":[{\"index\":63}]}\n\n"))
 	f.Add([]byte("data: {\"candidates\":[{\"index\":-1}]}\n\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		res := drain(New().ChatStream(bytes.NewReader(b), testTarget, testMeta))
-		if res.End == "did not end" {
-			t.Fatal("stream did not end")
-		}
-		checkChunkContract(t, res)
+		checkChunkContract(t, drain(t, New().ChatStream(bytes.NewReader(b), testTarget, testMeta)))
 	})
 }
 
 func FuzzChatResponse(f *testing.F) {
-	names, _ := filepath.Glob("testdata/response/*.json")
-	for _, n := range names {
-		b, _ := os.ReadFile(n)
-		f.Add(b)
+	for _, n := range tt.Fixtures(f, "response", ".json") {
+		f.Add(tt.ReadFile(f, n))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		resp, err := New().ChatResponse(b, testTarget, testMeta)
@@ -597,10 +451,7 @@ func BenchmarkChatRequest(b *testing.B) {
 }
 
 func BenchmarkChatResponse(b *testing.B) {
-	raw, err := os.ReadFile("testdata/response/tool_calls.json")
-	if err != nil {
-		b.Fatal(err)
-	}
+	raw := tt.ReadFile(b, "testdata/response/tool_calls.json")
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := New().ChatResponse(raw, testTarget, testMeta); err != nil {
@@ -610,23 +461,9 @@ func BenchmarkChatResponse(b *testing.B) {
 }
 
 func BenchmarkChatStream(b *testing.B) {
-	raw, err := os.ReadFile("testdata/stream/text.sse")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(int64(len(raw)))
-	b.ReportAllocs()
-	for b.Loop() {
-		r := New().ChatStream(bytes.NewReader(raw), testTarget, testMeta)
-		for {
-			if _, err := r.Next(); err != nil {
-				if err != io.EOF {
-					b.Fatal(err)
-				}
-				break
-			}
-		}
-	}
+	tt.BenchStream(b, tt.ReadFile(b, "testdata/stream/text.sse"), func(r io.Reader) translate.ChunkReader {
+		return New().ChatStream(r, testTarget, testMeta)
+	})
 }
 
 func BenchmarkError(b *testing.B) {
