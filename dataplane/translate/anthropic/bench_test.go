@@ -2,7 +2,6 @@ package anthropic
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"testing"
@@ -17,28 +16,12 @@ import (
 // (translation, JSON encoding, headers) for a multi-turn tool conversation.
 func BenchmarkChatRequest(b *testing.B) {
 	req, target := loadRequestFixture(b, "testdata/requests/tools_multi_turn.json")
-	ctx := context.Background()
-	tr := New()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := tr.ChatRequest(ctx, req, target); err != nil {
-			b.Fatal(err)
-		}
-	}
+	tt.BenchRequest(b, New(), req, target)
 }
 
 // BenchmarkChatResponse measures Anthropic body -> chat.completion.
 func BenchmarkChatResponse(b *testing.B) {
-	body := tt.ReadFile(b, "testdata/responses/tool_use.json")
-	tr := New()
-	t := translate.Target{Provider: testProvider()}
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := tr.ChatResponse(body, t, testMeta); err != nil {
-			b.Fatal(err)
-		}
-	}
+	tt.BenchResponse(b, New(), tt.ReadFile(b, "testdata/responses/tool_use.json"), translate.Target{Provider: testProvider()}, testMeta)
 }
 
 // BenchmarkChatStream measures translating one whole stream (a text block

@@ -1,7 +1,6 @@
 package bedrock
 
 import (
-	"context"
 	"io"
 	"testing"
 
@@ -13,28 +12,12 @@ import (
 // (translation, JSON encoding, SigV4) for a multi-turn tool conversation.
 func BenchmarkChatRequest(b *testing.B) {
 	req, target := loadRequestFixture(b, "testdata/requests/tools_roundtrip.in.json")
-	ctx := context.Background()
-	tr := testTranslator()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := tr.ChatRequest(ctx, req, target); err != nil {
-			b.Fatal(err)
-		}
-	}
+	tt.BenchRequest(b, testTranslator(), req, target)
 }
 
 // BenchmarkChatResponse measures Converse body -> chat.completion.
 func BenchmarkChatResponse(b *testing.B) {
-	body := tt.ReadFile(b, "testdata/responses/tool_use.in.json")
-	tr := New()
-	t := translate.Target{Provider: testProvider()}
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := tr.ChatResponse(body, t, testMeta); err != nil {
-			b.Fatal(err)
-		}
-	}
+	tt.BenchResponse(b, New(), tt.ReadFile(b, "testdata/responses/tool_use.in.json"), translate.Target{Provider: testProvider()}, testMeta)
 }
 
 // BenchmarkChatStream measures translating one whole ConverseStream answer

@@ -2,7 +2,6 @@ package ollama
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"testing"
@@ -31,26 +30,10 @@ func BenchmarkStream(b *testing.B) {
 // multi-turn tool conversation.
 func BenchmarkChatRequest(b *testing.B) {
 	req, target := loadRequestFixture(b, "testdata/requests/tools_multi_turn.json")
-	ctx := context.Background()
-	tr := New()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := tr.ChatRequest(ctx, req, target); err != nil {
-			b.Fatal(err)
-		}
-	}
+	tt.BenchRequest(b, New(), req, target)
 }
 
 // BenchmarkChatResponse measures a non-streaming answer with tool calls.
 func BenchmarkChatResponse(b *testing.B) {
-	body := tt.ReadFile(b, "testdata/responses/tool_calls_thinking.json")
-	tr := New()
-	t := translate.Target{Provider: testProvider()}
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := tr.ChatResponse(body, t, testMeta); err != nil {
-			b.Fatal(err)
-		}
-	}
+	tt.BenchResponse(b, New(), tt.ReadFile(b, "testdata/responses/tool_calls_thinking.json"), translate.Target{Provider: testProvider()}, testMeta)
 }

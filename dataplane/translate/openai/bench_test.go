@@ -2,7 +2,6 @@ package openai
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"testing"
@@ -63,30 +62,14 @@ func BenchmarkChatRequest(b *testing.B) {
 	if aerr != nil {
 		b.Fatal(aerr)
 	}
-	ctx := context.Background()
 	for _, tr := range []*Translator{NewOpenAI(), NewAzure(), NewCompatible()} {
 		b.Run(tr.Flavor().String(), func(b *testing.B) {
-			t := translate.Target{Provider: testProvider(), Model: "gpt-4o"}
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := tr.ChatRequest(ctx, req, t); err != nil {
-					b.Fatal(err)
-				}
-			}
+			tt.BenchRequest(b, tr, req, translate.Target{Provider: testProvider(), Model: "gpt-4o"})
 		})
 	}
 }
 
 // BenchmarkChatResponse measures a non-streaming answer with tool calls.
 func BenchmarkChatResponse(b *testing.B) {
-	body := tt.ReadFile(b, "testdata/responses/tool_calls.json")
-	tr := NewOpenAI()
-	t := translate.Target{Provider: testProvider()}
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := tr.ChatResponse(body, t, testMeta); err != nil {
-			b.Fatal(err)
-		}
-	}
+	tt.BenchResponse(b, NewOpenAI(), tt.ReadFile(b, "testdata/responses/tool_calls.json"), translate.Target{Provider: testProvider()}, testMeta)
 }

@@ -1,7 +1,6 @@
 package translatetest
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -95,28 +94,4 @@ func Fold(chunks []*openai.ChatChunk) (openai.Message, string, *openai.Usage) {
 	}
 	msg.ReasoningContent = reasoning.String()
 	return msg, finish, usage
-}
-
-// BenchStream measures translating data, one whole stream per op, and
-// reports chunks/op and ns/chunk, the cost per streamed token.
-func BenchStream(b *testing.B, data []byte, open func(io.Reader) translate.ChunkReader) {
-	b.Helper()
-	chunks := 0
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	for b.Loop() {
-		r := open(bytes.NewReader(data))
-		for {
-			_, err := r.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			chunks++
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(chunks), "ns/chunk")
-	b.ReportMetric(float64(chunks)/float64(b.N), "chunks/op")
 }
