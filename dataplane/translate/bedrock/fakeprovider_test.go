@@ -159,13 +159,9 @@ func TestFakeProviderFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	cr := New().ChatStream(resp.Body, tg, testMeta)
-	for {
-		if _, err := cr.Next(); err != nil {
-			if !errors.Is(err, io.ErrUnexpectedEOF) {
-				t.Fatalf("cut stream ended with %v", err)
-			}
-			return
-		}
+	chunks, err := tt.Drain(t, New().ChatStream(resp.Body, tg, testMeta), tt.MaxChunks)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("cut stream ended with %v", err)
 	}
+	contract.Check(t, chunks, false)
 }

@@ -90,15 +90,9 @@ func TestFakeProviderFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	cr := tr.ChatStream(resp.Body, tg, testMeta)
-	for {
-		_, err := cr.Next()
-		if err == nil {
-			continue
-		}
-		if !errors.Is(err, io.ErrUnexpectedEOF) {
-			t.Fatalf("cut stream ended with %v", err)
-		}
-		break
+	chunks, err := tt.Drain(t, tr.ChatStream(resp.Body, tg, testMeta), tt.MaxChunks)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("cut stream ended with %v", err)
 	}
+	contract.Check(t, chunks, false)
 }
