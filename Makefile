@@ -82,6 +82,11 @@ build: ## Build bin/tollgate.
 run: envtest-assets build ## Run a complete local gateway: API server, controller, 2 data planes, fake provider.
 	KUBEBUILDER_ASSETS="$$($(ENVTEST_ASSETS_CMD))" go run ./hack/devstack
 
+.PHONY: bench
+bench: ## Load harness vs a plain reverse proxy (~3 min, writes docs/benchmarks.md) and Go benchmarks.
+	go run ./test/bench -write docs/benchmarks.md
+	go test -run '^$$' -bench . -benchmem ./dataplane/server ./dataplane/translate/... ./dataplane/metering ./dataplane/guard ./controllers/compiler
+
 FUZZTIME ?= 1m
 .PHONY: fuzz
 fuzz: envtest-assets ## Run every fuzz target for FUZZTIME each (default 1m).
