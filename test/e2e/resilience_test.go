@@ -312,3 +312,36 @@ func TestSoakShiftsTrafficFromBadTargets(t *testing.T) {
 		t.Errorf("bad providers still get too much traffic: %v", served)
 	}
 }
+
+// TestCarriedToolCallStateIsCutForOtherProviders continues a tool loop that
+// started on Gemini (its tool call ids carry thought signatures) on other
+// providers: they receive the short id proper, paired consistently.
+func TestCarriedToolCallStateIsCutForOtherProviders(t *testing.T) {
+	g := startGateway(t)
+	longID := "call_0123456789abcdefghijklmn_0__ts1" + strings.Repeat("c2lnbmF0dXJl", 200)
+	body := `{"model":"MODEL","messages":[{"role":"user","content":"weather in Paris"},` +
+		`{"role":"assistant","content":null,"tool_calls":[{"id":"` + longID + `","type":"function","function":{"name":"get_weather","arguments":"{\"input\":\"Paris\"}"}}]},` +
+		`{"role":"tool","tool_call_id":"` + longID + `","content":"sunny"}],` +
+		`"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]}`
+	for _, at := range []struct {
+		typ   routetable.ProviderType
+		model string
+	}{{routetable.ProviderOpenAI, "via-openai"}, {routetable.ProviderAnthropic, "via-anthropic"}, {routetable.ProviderBedrock, "via-bedrock"}} {
+		req, _ := http.NewRequest("POST", g.URL+"/v1/chat/completions", strings.NewReader(strings.Replace(body, "MODEL", at.model, 1)))
+		req.Header.Set("Authorization", "Bearer "+testKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), "tool said: sunny") {
+			t.Fatalf("%s: %d %s", at.typ, resp.StatusCode, b)
+		}
+		recs := g.fakes[at.typ].Requests()
+		sent := string(recs[len(recs)-1].Body)
+		if strings.Contains(sent, "__ts1") || strings.Count(sent, "call_0123456789abcdefghijklmn_0") != 2 {
+			t.Errorf("%s received:\n%s\nwant the short id on the call and on its result", at.typ, sent)
+		}
+	}
+}

@@ -77,6 +77,7 @@ func (Translator) ChatRequest(ctx context.Context, req *openai.ChatRequest, t tr
 	if t.Provider == nil {
 		return nil, fmt.Errorf("anthropic: target has no provider")
 	}
+	req = translate.WithoutCarriedState(req) // tool_use ids must match ^[a-zA-Z0-9_-]+$ and stay short
 	body, err := BuildRequest(req, t.Model, t.Provider)
 	if err != nil {
 		return nil, err

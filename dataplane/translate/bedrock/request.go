@@ -115,6 +115,7 @@ func (tr *Translator) ChatRequest(ctx context.Context, req *openai.ChatRequest, 
 	if p == nil {
 		return nil, errors.New("bedrock: target has no provider")
 	}
+	req = translate.WithoutCarriedState(req) // toolUseId is at most 64 characters
 	if t.Model == "" {
 		return nil, errors.New("bedrock: target has no model")
 	}

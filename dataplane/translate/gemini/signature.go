@@ -3,6 +3,8 @@ package gemini
 import (
 	"encoding/base64"
 	"strings"
+
+	"tollgate.dev/tollgate/dataplane/translate"
 )
 
 // Thought signatures travel inside tool call ids. Gemini 3 rejects a
@@ -26,7 +28,7 @@ import (
 // reasoning_signature (the first signature of the message), with
 // SkipSignatureValidator as the fallback when a client drops it.
 const (
-	signatureMarker = "__ts"
+	signatureMarker = translate.ToolCallStateMarker
 	// MaxSignatureInID bounds the signature length (in characters, as
 	// Gemini sends it) that is carried in a tool call id.
 	MaxSignatureInID = 16 << 10
@@ -69,11 +71,9 @@ func splitSignature(id string) (base, sig string) {
 }
 
 // ToolCallIDBase returns a tool call id without the thought signature the
-// Gemini translator may have appended to it. Translators for other
-// providers should send this form upstream when a conversation started on
-// Gemini continues elsewhere (a fallback in the middle of a tool loop):
-// OpenAI accepts tool call ids of at most 40 characters and Bedrock
-// toolUseIds of at most 64, which the base id (call_ + 24 + _ + n) fits.
+// Gemini translator may have appended to it. The other translators cut ids
+// the same way with translate.WithoutCarriedState when a conversation
+// started on Gemini continues elsewhere (a fallback in a tool loop).
 func ToolCallIDBase(id string) string {
 	base, _ := splitSignature(id)
 	return base

@@ -114,6 +114,7 @@ func (t *Translator) ChatRequest(ctx context.Context, req *openai.ChatRequest, t
 	if tg.Provider == nil {
 		return nil, fmt.Errorf("%s: %w", t.flavor, ErrNoProvider)
 	}
+	req = translate.WithoutCarriedState(req) // OpenAI refuses tool call ids over 40 characters
 	if t.flavor == FlavorAzure && tg.Model == "" {
 		return nil, fmt.Errorf("%s: provider %s: target has no deployment name", t.flavor, tg.Provider.ID)
 	}
