@@ -109,7 +109,7 @@ func (r *Reconciler) writeStatuses(ctx context.Context, snap *snapshot, out *com
 // setCommonStatus writes the four conditions and observedGeneration.
 // LastTransitionTime moves only when a condition's status flips.
 func setCommonStatus(s *v1alpha1.CommonStatus, v compiler.Verdict, acked, total int, rejected string, now metav1.Time) {
-	for _, c := range conditionsFor(v, acked, total, rejected) {
+	for _, c := range ConditionsFor(v, acked, total, rejected) {
 		c.LastTransitionTime = now
 		meta.SetStatusCondition(&s.Conditions, c)
 	}
@@ -121,12 +121,12 @@ func setCommonStatus(s *v1alpha1.CommonStatus, v compiler.Verdict, acked, total 
 	}
 }
 
-// conditionsFor derives Accepted, ResolvedRefs, Programmed and Ready from the
+// ConditionsFor derives Accepted, ResolvedRefs, Programmed and Ready from the
 // compiler's verdict and the number of connected replicas (total) that
 // acknowledged a table holding this generation (acked); rejected lists the
 // replicas that refused the current table and why. It is pure, so every
 // combination is tested with a table.
-func conditionsFor(v compiler.Verdict, acked, total int, rejected string) []metav1.Condition {
+func ConditionsFor(v compiler.Verdict, acked, total int, rejected string) []metav1.Condition {
 	cond := func(t string, c compiler.Condition) metav1.Condition {
 		return metav1.Condition{Type: t, Status: c.Status, Reason: c.Reason, Message: c.Message, ObservedGeneration: v.Generation}
 	}

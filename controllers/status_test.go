@@ -46,7 +46,7 @@ func TestConditionsFor(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.v.Generation = 7
-			cs := conditionsFor(tc.v, tc.acked, tc.total, tc.rejected)
+			cs := ConditionsFor(tc.v, tc.acked, tc.total, tc.rejected)
 			if len(cs) != 4 {
 				t.Fatalf("%d conditions", len(cs))
 			}
@@ -163,7 +163,7 @@ func FuzzConditionsFor(f *testing.F) {
 			return compiler.Condition{Status: metav1.ConditionFalse, Reason: "Invalid", Message: "bad"}
 		}
 		v := compiler.Verdict{Generation: gen, Accepted: c(accepted, "Accepted"), ResolvedRefs: c(resolved, "ResolvedRefs"), InTable: inTable}
-		cs := conditionsFor(v, acked, total, rejected)
+		cs := ConditionsFor(v, acked, total, rejected)
 		if len(cs) != 4 {
 			t.Fatalf("%d conditions", len(cs))
 		}

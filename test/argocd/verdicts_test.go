@@ -1,7 +1,6 @@
 package argocd
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"tollgate.dev/tollgate/api/v1alpha1"
+	"tollgate.dev/tollgate/controllers"
 	"tollgate.dev/tollgate/controllers/compiler"
 )
 
@@ -38,53 +38,6 @@ func loadSamples(t *testing.T) compiler.Input {
 		t.Fatalf("parse samples: %v", err)
 	}
 	return in
-}
-
-// statusFromVerdict derives the conditions from a compiler verdict and the
-// replicas that acknowledged it exactly as controllers.conditionsFor does
-// (controllers/status.go; unexported, so mirrored here: keep in step).
-func statusFromVerdict(v compiler.Verdict, acked, total int, rejected string) []metav1.Condition {
-	c := func(t string, x compiler.Condition) metav1.Condition {
-		return cond(t, x.Status, x.Reason, x.Message, v.Generation)
-	}
-	accepted := c(v1alpha1.ConditionAccepted, v.Accepted)
-	resolved := c(v1alpha1.ConditionResolvedRefs, v.ResolvedRefs)
-	var programmed compiler.Condition
-	switch {
-	case !v.InTable:
-		failing := accepted
-		if accepted.Status == metav1.ConditionTrue {
-			failing = resolved
-		}
-		programmed = compiler.Condition{Status: metav1.ConditionFalse, Reason: failing.Reason,
-			Message: "Not in the routing table; see the " + failing.Type + " condition"}
-	case total == 0:
-		programmed = compiler.Condition{Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonNoReplicas,
-			Message: "No data-plane replica is connected to the controller (acknowledged by 0/0 data-plane replicas)"}
-	case acked < total && rejected != "":
-		programmed = compiler.Condition{Status: metav1.ConditionFalse, Reason: "Rejected",
-			Message: fmt.Sprintf("Acknowledged by %d/%d data-plane replicas; the current routing table was rejected by %s", acked, total, rejected)}
-	case acked < total:
-		programmed = compiler.Condition{Status: metav1.ConditionUnknown, Reason: v1alpha1.ReasonPending,
-			Message: fmt.Sprintf("Acknowledged by %d/%d data-plane replicas", acked, total)}
-	default:
-		programmed = compiler.Condition{Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonProgrammed,
-			Message: fmt.Sprintf("Acknowledged by %d/%d data-plane replicas", acked, total)}
-	}
-	prog := c(v1alpha1.ConditionProgrammed, programmed)
-	ready := cond(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady, fmt.Sprintf("In effect on %d/%d data-plane replicas", acked, total), v.Generation)
-	for _, x := range []metav1.Condition{accepted, resolved, prog} {
-		if x.Status != metav1.ConditionTrue {
-			ready.Status = metav1.ConditionFalse
-			if x.Status == metav1.ConditionUnknown {
-				ready.Status = metav1.ConditionUnknown
-			}
-			ready.Reason = x.Reason
-			ready.Message = x.Type + ": " + x.Message
-			break
-		}
-	}
-	return []metav1.Condition{accepted, resolved, prog, ready}
 }
 
 // objectFor returns the sample object of a verdict with the given status.
@@ -148,7 +101,7 @@ func TestHealthOfCompilerVerdicts(t *testing.T) {
 					rejected     string
 				}{{0, 0, ""}, {1, 3, ""}, {2, 3, "tollgate-dataplane-7d9f (unknown provider type)"}, {3, 3, ""}} {
 					programmed := replicas.total > 0 && replicas.acked == replicas.total
-					cs := statusFromVerdict(v, replicas.acked, replicas.total, replicas.rejected)
+					cs := controllers.ConditionsFor(v, replicas.acked, replicas.total, replicas.rejected)
 					got := runHealth(t, script, objectFor(t, in, v, cs))
 					switch {
 					case v.Accepted.Status == metav1.ConditionFalse:
