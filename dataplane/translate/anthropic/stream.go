@@ -146,6 +146,12 @@ func (r *StreamReader) handle(ev *wire.StreamEvent) {
 			r.finish()
 		}
 	case wire.EventMessageStop:
+		if !r.roleSent {
+			// A real stream always opens with message_start: an answer
+			// that is nothing but its end was cut or garbled upstream.
+			r.err = upstreamMalformed("stream ended before message_start")
+			return
+		}
 		r.finish()
 		if r.haveUsage {
 			r.queue = append(r.queue, &openai.ChatChunk{

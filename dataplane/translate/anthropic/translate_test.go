@@ -671,3 +671,14 @@ func TestToolResultsOpenTheUserTurn(t *testing.T) {
 		t.Errorf("block order (-want +got):\n%s", diff)
 	}
 }
+
+// TestStreamWithoutMessageStart: a stream that is nothing but its end was
+// cut or garbled upstream; it must not pass for a clean, empty answer.
+func TestStreamWithoutMessageStart(t *testing.T) {
+	cr := NewStreamReader(strings.NewReader("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"), testMeta)
+	c, err := cr.Next()
+	var ae *openai.APIError
+	if c != nil || !errors.As(err, &ae) || !ae.Retryable {
+		t.Fatalf("Next = %v, %v; want a retryable upstream error", c, err)
+	}
+}
