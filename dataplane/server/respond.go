@@ -44,11 +44,13 @@ func startSSE(w http.ResponseWriter) {
 type openaiStream struct {
 	sw           *sse.Writer
 	includeUsage bool
-	// buf and enc encode every chunk into one reused buffer instead of a
-	// fresh slice per chunk (json.Encoder writes what json.Marshal returns,
-	// plus a newline).
-	buf bytes.Buffer
-	enc *json.Encoder
+	// buf is the reused buffer appendChunk encodes every common chunk
+	// into; jbuf and enc encode the others (json.Encoder writes what
+	// json.Marshal returns, plus a newline), also without a fresh slice
+	// per chunk.
+	buf  []byte
+	jbuf bytes.Buffer
+	enc  *json.Encoder
 }
 
 func (o *openaiStream) chunk(c *openai.ChatChunk) error {
@@ -58,14 +60,22 @@ func (o *openaiStream) chunk(c *openai.ChatChunk) error {
 	if !o.includeUsage {
 		c.Usage = nil
 	}
-	if o.enc == nil {
-		o.enc = json.NewEncoder(&o.buf)
+	if o.buf == nil {
+		o.buf = make([]byte, 0, 256) // most chunks are 150-250 bytes; grows once for more
 	}
-	o.buf.Reset()
+	b, ok := appendChunk(o.buf[:0], c)
+	o.buf = b[:0]
+	if ok {
+		return o.sw.Event("", b)
+	}
+	if o.enc == nil {
+		o.enc = json.NewEncoder(&o.jbuf)
+	}
+	o.jbuf.Reset()
 	if err := o.enc.Encode(c); err != nil {
 		return err
 	}
-	b := o.buf.Bytes()
+	b = o.jbuf.Bytes()
 	return o.sw.Event("", b[:len(b)-1])
 }
 
