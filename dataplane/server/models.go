@@ -36,6 +36,30 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, list)
 }
 
+// handleModel answers GET /v1/models/{model} (the SDKs' models.retrieve):
+// the model if the caller's key may use it, else 404 as OpenAI answers for
+// a model that does not exist, so other teams' routes are not revealed.
+func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
+	t := s.table.Load()
+	if t == nil {
+		writeOpenAIError(w, errNoTable)
+		return
+	}
+	key, aerr := Authenticate(r, t, time.Now())
+	if aerr != nil {
+		writeOpenAIError(w, aerr)
+		return
+	}
+	model := r.PathValue("model")
+	rt, ok := t.RouteForModel(key.Namespace, model)
+	if !ok || !key.Allows(rt) {
+		writeOpenAIError(w, openai.NewError(http.StatusNotFound, openai.TypeInvalidRequest, "model_not_found", "model",
+			"The model `"+model+"` does not exist or you do not have access to it."))
+		return
+	}
+	writeJSON(w, http.StatusOK, openai.ModelObject{ID: rt.Model, Object: "model", OwnedBy: "tollgate:" + rt.Namespace})
+}
+
 // handleEmbeddings serves /v1/embeddings for routes whose targets have
 // embeddings, with the same failover as chat (minus streaming).
 func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {

@@ -210,6 +210,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /embeddings", s.handleEmbeddings)
 	mux.HandleFunc("GET /v1/models", s.handleModels)
 	mux.HandleFunc("GET /models", s.handleModels)
+	mux.HandleFunc("GET /v1/models/{model...}", s.handleModel)
+	mux.HandleFunc("GET /models/{model...}", s.handleModel)
 	if s.opts.MCP != nil {
 		mux.Handle("/mcp", s.opts.MCP)
 	}

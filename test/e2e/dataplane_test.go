@@ -6,6 +6,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -254,6 +255,14 @@ func TestModelsListsOnlyAllowedRoutes(t *testing.T) {
 	}
 	if len(page.Data) != len(allTypes) {
 		t.Fatalf("models = %d, want %d", len(page.Data), len(allTypes))
+	}
+	m, err := c.Models.Get(ctx(t), "via-anthropic")
+	if err != nil || m.ID != "via-anthropic" || m.Object != "model" {
+		t.Fatalf("models.retrieve = %+v, %v", m, err)
+	}
+	var apiErr *openai.Error
+	if _, err := c.Models.Get(ctx(t), "not-a-route"); !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusNotFound {
+		t.Fatalf("retrieving an unknown model: %v, want a 404 API error", err)
 	}
 }
 
