@@ -209,6 +209,10 @@ func (r *StreamReader) blockStart(ev *wire.StreamEvent) {
 			}
 			return
 		}
+		if cb.ID == "" || cb.Name == "" {
+			r.err = upstreamMalformed("tool_use block without an id or a name")
+			return
+		}
 		b.kind, b.toolIndex = blockTool, r.nextTool
 		r.nextTool++
 		r.realTool = true
