@@ -54,14 +54,10 @@ func (p *parser) choices(w *wireChunk) bool {
 	if !p.lit('[') {
 		return false
 	}
-	p.ws()
-	if p.lit(']') {
-		return true
-	}
-	for {
+	return p.elements(func() bool {
 		w.Choices = append(w.Choices, wireChunkChoice{})
 		c := &w.Choices[len(w.Choices)-1]
-		ok := p.object(func(key []byte) bool {
+		return p.object(func(key []byte) bool {
 			switch string(key) {
 			case "index":
 				n, ok := p.smallInt()
@@ -78,18 +74,7 @@ func (p *parser) choices(w *wireChunk) bool {
 			}
 			return !foldsTo(key, "index", "delta", "finish_reason", "logprobs") && p.skip(1)
 		})
-		if !ok {
-			return false
-		}
-		p.ws()
-		if p.lit(']') {
-			return true
-		}
-		if !p.lit(',') {
-			return false
-		}
-		p.ws()
-	}
+	})
 }
 
 func (p *parser) delta(d *wireDelta) bool {
@@ -137,14 +122,10 @@ func (p *parser) toolCalls(d *wireDelta) bool {
 	if d.ToolCalls == nil {
 		d.ToolCalls = []openai.ToolCall{}
 	}
-	p.ws()
-	if p.lit(']') {
-		return true
-	}
-	for {
+	return p.elements(func() bool {
 		d.ToolCalls = append(d.ToolCalls, openai.ToolCall{})
 		tc := &d.ToolCalls[len(d.ToolCalls)-1]
-		ok := p.object(func(key []byte) bool {
+		return p.object(func(key []byte) bool {
 			switch string(key) {
 			case "index":
 				p.ws()
@@ -172,18 +153,7 @@ func (p *parser) toolCalls(d *wireDelta) bool {
 			}
 			return !foldsTo(key, "index", "id", "type", "function") && p.skip(3)
 		})
-		if !ok {
-			return false
-		}
-		p.ws()
-		if p.lit(']') {
-			return true
-		}
-		if !p.lit(',') {
-			return false
-		}
-		p.ws()
-	}
+	})
 }
 
 // keepString reads a string into *dst; null leaves *dst as it was, as
@@ -249,6 +219,28 @@ func (p *parser) null() bool {
 
 // object parses {"key": value, ...}, calling field with each raw key (no
 // escapes allowed) positioned before its value.
+// elements reads the rest of an array whose '[' was just consumed, calling
+// elem once per element (elem reads the element itself).
+func (p *parser) elements(elem func() bool) bool {
+	p.ws()
+	if p.lit(']') {
+		return true
+	}
+	for {
+		if !elem() {
+			return false
+		}
+		p.ws()
+		if p.lit(']') {
+			return true
+		}
+		if !p.lit(',') {
+			return false
+		}
+		p.ws()
+	}
+}
+
 func (p *parser) object(field func(key []byte) bool) bool {
 	p.ws()
 	if !p.lit('{') {
