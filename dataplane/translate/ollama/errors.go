@@ -9,13 +9,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"tollgate.dev/tollgate/dataplane/schema/openai"
+	"tollgate.dev/tollgate/dataplane/translate"
 )
 
 // MaxErrorSnippet bounds how much of a non-JSON error body is quoted back.
-const MaxErrorSnippet = 512
+const MaxErrorSnippet = translate.MaxErrorSnippet
 
 // Error maps a non-2xx /api/chat or /api/embed answer. Ollama's error body
 // is {"error":"text"} (an OpenAI-style {"error":{"message":...}} from a
@@ -103,31 +103,11 @@ func retryAfter(v string) time.Duration {
 }
 
 var (
-	tagRE    = regexp.MustCompile(`(?s)<script.*?</script>|<style.*?</style>|<[^>]*>`)
-	spaceRE  = regexp.MustCompile(`\s+`)
 	secretRE = regexp.MustCompile(`(?i)(bearer\s+)[A-Za-z0-9._~+/=*-]{6,}`)
 )
 
-// snippet renders a non-JSON body as one short line.
-func snippet(body []byte) string {
-	if len(body) > 64<<10 {
-		body = body[:64<<10]
-	}
-	s := string(body)
-	if strings.Contains(s, "<") {
-		s = tagRE.ReplaceAllString(s, " ")
-	}
-	s = strings.TrimSpace(spaceRE.ReplaceAllString(s, " "))
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if len(s) > MaxErrorSnippet {
-		cut := MaxErrorSnippet - len("...")
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "..."
-	}
-	return s
-}
+// snippet renders a non-JSON body as one short line (translate.ErrorSnippet).
+func snippet(body []byte) string { return translate.ErrorSnippet(body, nil) }
 
 // redact masks a bearer token a proxy in front of Ollama might echo.
 func redact(s string) string {

@@ -9,14 +9,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"tollgate.dev/tollgate/dataplane/schema/openai"
+	"tollgate.dev/tollgate/dataplane/translate"
 )
 
-// MaxErrorSnippet bounds how much of a non-JSON upstream error body is
-// quoted back to the client.
-const MaxErrorSnippet = 512
+// MaxErrorSnippet bounds how much of a non-JSON error body is quoted back.
+const MaxErrorSnippet = translate.MaxErrorSnippet
 
 // now is the clock used to turn an HTTP-date Retry-After into a duration.
 var now = time.Now
@@ -184,36 +183,11 @@ func retryAfter(h http.Header) time.Duration {
 }
 
 var (
-	tagRE    = regexp.MustCompile(`(?s)<script.*?</script>|<style.*?</style>|<[^>]*>`)
-	spaceRE  = regexp.MustCompile(`\s+`)
 	secretRE = regexp.MustCompile(`(?i)(bearer\s+|api[-_]?key["']?\s*[:=]\s*["']?|x-api-key["']?\s*[:=]\s*["']?)[A-Za-z0-9._~+/=*-]{6,}|\b(sk|pk|rk)-[A-Za-z0-9_*-]{6,}|\bAIza[0-9A-Za-z_-]{20,}`)
 )
 
-// snippet renders a non-JSON body as one short line: HTML tags dropped,
-// whitespace collapsed, credentials masked, cut at MaxErrorSnippet bytes on
-// a UTF-8 boundary.
-func snippet(body []byte) string {
-	if len(body) > 64<<10 {
-		body = body[:64<<10]
-	}
-	s := string(body)
-	if strings.Contains(s, "<") {
-		s = tagRE.ReplaceAllString(s, " ")
-	}
-	s = strings.TrimSpace(spaceRE.ReplaceAllString(s, " "))
-	s = redact(s)
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD")
-	}
-	if len(s) > MaxErrorSnippet {
-		cut := MaxErrorSnippet - len("...")
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "..."
-	}
-	return s
-}
+// snippet renders a non-JSON body as one short line (translate.ErrorSnippet).
+func snippet(body []byte) string { return translate.ErrorSnippet(body, redact) }
 
 // redact masks credentials an upstream might echo (a proxy page quoting
 // the Authorization header, a message quoting the key).
