@@ -3,7 +3,6 @@ package eventstream
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"hash/crc32"
 	"io"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	awses "github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
+	json "github.com/go-json-experiment/json/v1"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 )

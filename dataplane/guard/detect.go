@@ -2,9 +2,10 @@ package guard
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"net/netip"
 	"strings"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // Kind is a built-in sensitive-data detector. The names are the CRD's

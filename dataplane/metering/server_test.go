@@ -1,7 +1,6 @@
 package metering_test
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	json "github.com/go-json-experiment/json/v1"
 	"github.com/go-logr/logr"
 
 	"tollgate.dev/tollgate/dataplane/metering"

@@ -3,11 +3,12 @@ package routetable
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // Finalize validates t, stamps its content-hash Version and builds the lookup

@@ -1,10 +1,10 @@
 package server
 
 import (
-	"encoding/json"
 	"strconv"
 	"unicode/utf8"
 
+	json "github.com/go-json-experiment/json/v1"
 	"tollgate.dev/tollgate/dataplane/schema/openai"
 )
 

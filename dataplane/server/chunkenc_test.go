@@ -3,13 +3,13 @@ package server
 import (
 	"bytes"
 	"encoding"
-	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
 
+	json "github.com/go-json-experiment/json/v1"
 	"tollgate.dev/tollgate/dataplane/schema/openai"
 	"tollgate.dev/tollgate/dataplane/translate"
 )

@@ -1,10 +1,10 @@
 package sync
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 
+	json "github.com/go-json-experiment/json/v1"
 	"github.com/go-logr/logr"
 
 	"tollgate.dev/tollgate/dataplane/routetable"

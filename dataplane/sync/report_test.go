@@ -1,13 +1,13 @@
 package sync_test
 
 import (
-	"encoding/json"
 	"strings"
 	gosync "sync"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	json "github.com/go-json-experiment/json/v1"
 	"tollgate.dev/tollgate/controllers/push"
 	tgsync "tollgate.dev/tollgate/dataplane/sync"
 	"tollgate.dev/tollgate/dataplane/sync/wire"

@@ -7,8 +7,9 @@ package anthropic
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // DefaultVersion is the anthropic-version header sent when the provider does

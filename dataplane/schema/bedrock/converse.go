@@ -7,7 +7,7 @@
 // exactly one member set; they are modelled as structs of optional fields.
 package bedrock
 
-import "encoding/json"
+import json "github.com/go-json-experiment/json/v1"
 
 // ConverseRequest is the body of POST /model/{modelId}/converse and
 // /converse-stream. The model ID travels in the path, not the body.

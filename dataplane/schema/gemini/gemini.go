@@ -4,7 +4,7 @@
 // declared; field names follow the API's JSON (lowerCamel) spelling.
 package gemini
 
-import "encoding/json"
+import json "github.com/go-json-experiment/json/v1"
 
 // Roles of a Content. Gemini has no system or tool role: system text goes
 // to GenerateContentRequest.SystemInstruction and function responses are

@@ -7,9 +7,10 @@ package openai
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"unicode/utf8"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // ChatRequest is a POST /v1/chat/completions body.

@@ -1,8 +1,9 @@
 package openai
 
 import (
-	"encoding/json"
 	"testing"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 func TestContentPartMarshal(t *testing.T) {

@@ -3,8 +3,9 @@ package openai
 import (
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"math"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // EmbeddingRequest is a POST /v1/embeddings body. Input is kept raw: it may

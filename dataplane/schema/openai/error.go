@@ -1,9 +1,10 @@
 package openai
 
 import (
-	"encoding/json"
 	"net/http"
 	"time"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // ErrorBody is OpenAI's error envelope: {"error": {...}}.

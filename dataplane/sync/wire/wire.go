@@ -9,11 +9,12 @@
 package wire
 
 import (
-	"encoding/json"
 	"math"
 	"slices"
 	"time"
 	"unicode/utf8"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // StreamPath is the one endpoint of the channel.

@@ -1,10 +1,11 @@
 package wire
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // FuzzReportBound: whatever a replica's report holds, Bound leaves valid

@@ -2,10 +2,10 @@ package anthropic
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
 	"testing"
 
+	json "github.com/go-json-experiment/json/v1"
 	"tollgate.dev/tollgate/dataplane/schema/openai"
 	"tollgate.dev/tollgate/dataplane/sse"
 	"tollgate.dev/tollgate/dataplane/translate"

@@ -2,11 +2,11 @@ package anthropic
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"os"
 	"testing"
 
+	json "github.com/go-json-experiment/json/v1"
 	"tollgate.dev/tollgate/dataplane/schema/openai"
 	"tollgate.dev/tollgate/dataplane/sse"
 	tt "tollgate.dev/tollgate/dataplane/translate/translatetest"

@@ -1,12 +1,12 @@
 package anthropic
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 
+	json "github.com/go-json-experiment/json/v1"
 	wire "tollgate.dev/tollgate/dataplane/schema/anthropic"
 	"tollgate.dev/tollgate/dataplane/schema/openai"
 )

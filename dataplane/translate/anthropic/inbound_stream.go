@@ -2,10 +2,10 @@ package anthropic
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 
+	json "github.com/go-json-experiment/json/v1"
 	wire "tollgate.dev/tollgate/dataplane/schema/anthropic"
 	"tollgate.dev/tollgate/dataplane/schema/openai"
 	"tollgate.dev/tollgate/dataplane/sse"

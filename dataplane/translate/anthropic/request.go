@@ -35,12 +35,12 @@ package anthropic
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
 	"strings"
 
+	json "github.com/go-json-experiment/json/v1"
 	"tollgate.dev/tollgate/dataplane/routetable"
 	wire "tollgate.dev/tollgate/dataplane/schema/anthropic"
 	"tollgate.dev/tollgate/dataplane/schema/openai"

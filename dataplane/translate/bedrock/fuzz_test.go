@@ -3,12 +3,12 @@ package bedrock
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"os"
 	"testing"
 
+	json "github.com/go-json-experiment/json/v1"
 	"tollgate.dev/tollgate/dataplane/eventstream"
 	"tollgate.dev/tollgate/dataplane/schema/openai"
 	"tollgate.dev/tollgate/dataplane/translate"

@@ -57,7 +57,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -69,6 +68,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	json "github.com/go-json-experiment/json/v1"
 	"tollgate.dev/tollgate/dataplane/routetable"
 	wire "tollgate.dev/tollgate/dataplane/schema/bedrock"
 	"tollgate.dev/tollgate/dataplane/schema/openai"

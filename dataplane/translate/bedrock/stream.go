@@ -1,12 +1,12 @@
 package bedrock
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 
+	json "github.com/go-json-experiment/json/v1"
 	"tollgate.dev/tollgate/dataplane/eventstream"
 	wire "tollgate.dev/tollgate/dataplane/schema/bedrock"
 	"tollgate.dev/tollgate/dataplane/schema/openai"

@@ -1,13 +1,13 @@
 package gemini
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	json "github.com/go-json-experiment/json/v1"
 	wire "tollgate.dev/tollgate/dataplane/schema/gemini"
 	"tollgate.dev/tollgate/dataplane/schema/openai"
 )

@@ -1,11 +1,11 @@
 package gemini
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
 
+	json "github.com/go-json-experiment/json/v1"
 	wire "tollgate.dev/tollgate/dataplane/schema/gemini"
 	"tollgate.dev/tollgate/dataplane/schema/openai"
 	"tollgate.dev/tollgate/dataplane/translate"

@@ -2,11 +2,11 @@ package gemini
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 
+	json "github.com/go-json-experiment/json/v1"
 	wire "tollgate.dev/tollgate/dataplane/schema/gemini"
 	"tollgate.dev/tollgate/dataplane/schema/openai"
 	"tollgate.dev/tollgate/dataplane/sse"

@@ -1,10 +1,10 @@
 package ollama
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 
+	json "github.com/go-json-experiment/json/v1"
 	"tollgate.dev/tollgate/dataplane/schema/openai"
 	"tollgate.dev/tollgate/dataplane/sse"
 	"tollgate.dev/tollgate/dataplane/translate"

@@ -1,6 +1,6 @@
 package ollama
 
-import "encoding/json"
+import json "github.com/go-json-experiment/json/v1"
 
 // Ollama's native API wire types (/api/chat, /api/embed). They live here,
 // not in schema/, because nothing but this translator speaks them.

@@ -2,8 +2,8 @@ package openai
 
 import (
 	"bytes"
-	"encoding/json"
 
+	json "github.com/go-json-experiment/json/v1"
 	"tollgate.dev/tollgate/dataplane/schema/openai"
 	"tollgate.dev/tollgate/dataplane/translate"
 )

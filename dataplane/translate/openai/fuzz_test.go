@@ -3,11 +3,11 @@ package openai
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"reflect"
 	"testing"
 
+	json "github.com/go-json-experiment/json/v1"
 	"tollgate.dev/tollgate/dataplane/schema/openai"
 	"tollgate.dev/tollgate/dataplane/translate"
 	tt "tollgate.dev/tollgate/dataplane/translate/translatetest"

@@ -2,9 +2,9 @@ package openai
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 
+	json "github.com/go-json-experiment/json/v1"
 	"tollgate.dev/tollgate/dataplane/schema/openai"
 )
 

@@ -5,7 +5,6 @@
 package translatetest
 
 import (
-	"encoding/json"
 	"flag"
 	"io"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	json "github.com/go-json-experiment/json/v1"
 	"github.com/google/go-cmp/cmp"
 
 	"tollgate.dev/tollgate/dataplane/routetable"

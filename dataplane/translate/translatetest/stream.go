@@ -2,7 +2,6 @@ package translatetest
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"testing/iotest"
 
+	json "github.com/go-json-experiment/json/v1"
 	"github.com/google/go-cmp/cmp"
 
 	"tollgate.dev/tollgate/dataplane/schema/openai"
