@@ -8,8 +8,9 @@ package openai
 import (
 	"bytes"
 	"errors"
-	"unicode/utf8"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	json "github.com/go-json-experiment/json/v1"
 )
 
@@ -139,69 +140,66 @@ func (c Content) PlainText() string {
 	return b.String()
 }
 
-// MarshalJSON writes null, a string or an array.
-func (c Content) MarshalJSON() ([]byte, error) {
+// MarshalJSON writes null, a string or an array. It exists for encoders
+// other than json v2 (encoding/json); it runs MarshalJSONTo, which json v2
+// prefers, so the two cannot disagree.
+func (c Content) MarshalJSON() ([]byte, error) { return json.Marshal(c) }
+
+// MarshalJSONTo is MarshalJSON for the json v2 encoder, which prefers it:
+// the value goes straight into the encoder's buffer, escaped once, instead
+// of being built in a slice of its own and then validated and copied. The
+// encoder's options (v1 HTML escaping) apply as for any other string.
+func (c Content) MarshalJSONTo(enc *jsontext.Encoder) error {
 	switch c.Kind {
 	case ContentString:
-		return json.Marshal(c.Text)
+		return enc.WriteToken(jsontext.String(c.Text))
 	case ContentParts:
 		if c.Parts == nil {
-			return []byte("[]"), nil
+			return enc.WriteValue(jsontext.Value("[]"))
 		}
-		return json.Marshal(c.Parts)
+		return jsonv2.MarshalEncode(enc, c.Parts)
 	default:
-		return []byte("null"), nil
+		return enc.WriteToken(jsontext.Null)
 	}
+}
+
+// UnmarshalJSONFrom is UnmarshalJSON for the json v2 decoder: it reads the
+// value from the decoder's stream instead of having it copied out and
+// re-scanned, so a prompt's text is read once.
+func (c *Content) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	switch dec.PeekKind() {
+	case 'n':
+		if _, err := dec.ReadToken(); err != nil {
+			return err
+		}
+		*c = Content{}
+	case '"':
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return err
+		}
+		*c = Content{Text: tok.String(), Kind: ContentString}
+	case '[':
+		var parts []ContentPart
+		if err := jsonv2.UnmarshalDecode(dec, &parts); err != nil {
+			return err
+		}
+		*c = Content{Parts: parts, Kind: ContentParts}
+	default:
+		if _, err := dec.ReadValue(); err != nil {
+			return err
+		}
+		return ErrContentType
+	}
+	return nil
 }
 
 // ErrContentType is returned for content that is neither null, a string nor an array.
 var ErrContentType = errors.New("content must be a string, an array of content parts, or null")
 
-// UnmarshalJSON accepts null, a string or an array of parts.
-func (c *Content) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	switch {
-	case len(b) == 0 || bytes.Equal(b, []byte("null")):
-		*c = Content{}
-		return nil
-	case b[0] == '"':
-		c.Kind = ContentString
-		c.Parts = nil
-		if s, ok := plainString(b); ok {
-			c.Text = s
-			return nil
-		}
-		return json.Unmarshal(b, &c.Text)
-	case b[0] == '[':
-		c.Kind = ContentParts
-		c.Text = ""
-		c.Parts = nil
-		return json.Unmarshal(b, &c.Parts)
-	default:
-		return ErrContentType
-	}
-}
-
-// plainString returns the value of a JSON string literal that needs no
-// unescaping, exactly as json.Unmarshal would decode it, without a second
-// validating pass over bytes the outer decoder has already checked.
-// Anything unusual (escapes, control characters, invalid UTF-8, which
-// encoding/json replaces with U+FFFD) reports false.
-func plainString(b []byte) (string, bool) {
-	if len(b) < 2 || b[len(b)-1] != '"' {
-		return "", false
-	}
-	in := b[1 : len(b)-1]
-	for _, c := range in {
-		if c == '\\' || c == '"' || c < 0x20 {
-			return "", false
-		}
-	}
-	if !utf8.Valid(in) {
-		return "", false
-	}
-	return string(in), true
-}
+// UnmarshalJSON accepts null, a string or an array of parts; like
+// MarshalJSON it runs the json v2 method, UnmarshalJSONFrom.
+func (c *Content) UnmarshalJSON(b []byte) error { return json.Unmarshal(b, c) }
 
 // Content part types.
 const (

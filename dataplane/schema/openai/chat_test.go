@@ -1,6 +1,7 @@
 package openai
 
 import (
+	stdjson "encoding/json"
 	"testing"
 
 	json "github.com/go-json-experiment/json/v1"
@@ -48,20 +49,38 @@ func TestEmbeddingEncodeBase64(t *testing.T) {
 	}
 }
 
-// FuzzContentString checks the plain-string fast path decodes exactly as
-// encoding/json does.
+// FuzzContentString checks that Content's json v2 methods read and write a
+// string content exactly as encoding/json reads and writes a Go string
+// (escapes, invalid UTF-8 replaced by U+FFFD, HTML characters escaped).
 func FuzzContentString(f *testing.F) {
-	for _, s := range []string{`"hi"`, `"a\"b"`, `"\u00e9"`, "\"\xff\"", `""`, `"tab	here"`, `"ünïcode"`, `"x\\"`} {
+	for _, s := range []string{`"hi"`, `"a\"b"`, `"\u00e9"`, "\"\xff\"", `""`, `"tab	here"`, `"ünïcode"`, `"x\\"`, `"<a&b>"`, `"\u2028"`, `null`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var want string
-		if json.Unmarshal(b, &want) != nil {
+		var want *string
+		if stdjson.Unmarshal(b, &want) != nil {
 			return
 		}
 		var c Content
-		if err := json.Unmarshal(b, &c); err != nil || c.Kind != ContentString || c.Text != want {
-			t.Fatalf("Content of %q = %q, %v; encoding/json gives %q", b, c.Text, err, want)
+		if err := json.Unmarshal(b, &c); err != nil {
+			t.Fatalf("Content of %q: %v; encoding/json accepts it", b, err)
+		}
+		if want == nil {
+			if c.Kind != ContentNull {
+				t.Fatalf("Content of %q = %+v; want null", b, c)
+			}
+			return
+		}
+		if c.Kind != ContentString || c.Text != *want {
+			t.Fatalf("Content of %q = %q; encoding/json gives %q", b, c.Text, *want)
+		}
+		got, err := json.Marshal(c)
+		wantOut, _ := stdjson.Marshal(*want)
+		if err != nil || string(got) != string(wantOut) {
+			t.Fatalf("Marshal(Content %q) = %s, %v; encoding/json gives %s", c.Text, got, err, wantOut)
+		}
+		if viaStd, err := stdjson.Marshal(c); err != nil || string(viaStd) != string(wantOut) {
+			t.Fatalf("encoding/json.Marshal(Content %q) = %s, %v; want %s", c.Text, viaStd, err, wantOut)
 		}
 	})
 }
