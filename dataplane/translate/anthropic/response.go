@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -145,7 +144,7 @@ func (Translator) Error(status int, header http.Header, body []byte) *openai.API
 		}
 	}
 	e := ErrorFromType(status, typ, msg)
-	if ra := parseRetryAfter(header.Get("Retry-After")); ra > 0 && (e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable) {
+	if ra := translate.RetryAfter(header, time.Now()); ra > 0 && (e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable) {
 		e.RetryAfter = ra
 	}
 	return e
@@ -202,24 +201,4 @@ func statusForType(typ string) int {
 	default:
 		return http.StatusInternalServerError
 	}
-}
-
-// parseRetryAfter reads Retry-After as delta-seconds or an HTTP date.
-func parseRetryAfter(v string) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseFloat(v, 64); err == nil {
-		if n <= 0 || n > 86400 {
-			return 0
-		}
-		return time.Duration(n * float64(time.Second))
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d.Round(time.Second)
-		}
-	}
-	return 0
 }

@@ -302,8 +302,9 @@ func TestError(t *testing.T) {
 	}
 }
 
-func TestParseRetryAfterDate(t *testing.T) {
-	d := parseRetryAfter(time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat))
+func TestErrorRetryAfterDate(t *testing.T) {
+	h := http.Header{"Retry-After": {time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)}}
+	d := New().Error(429, h, []byte(`{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}`)).RetryAfter
 	if d < 85*time.Second || d > 91*time.Second {
 		t.Errorf("got %v, want about 90s", d)
 	}

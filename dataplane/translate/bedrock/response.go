@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -136,7 +135,7 @@ func (tr *Translator) Error(status int, header http.Header, body []byte) *openai
 	}
 	e := exceptionError(typ, status, msg)
 	if e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable {
-		e.RetryAfter = retryAfter(header.Get("Retry-After"))
+		e.RetryAfter = translate.RetryAfter(header, time.Now())
 	}
 	return e
 }
@@ -214,20 +213,4 @@ func scrubMessage(msg string) string {
 		msg = "bedrock rejected the request"
 	}
 	return msg
-}
-
-// retryAfter parses a Retry-After header (seconds or HTTP date).
-func retryAfter(v string) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(v); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d.Round(time.Second)
-		}
-	}
-	return 0
 }

@@ -345,6 +345,8 @@ func TestError(t *testing.T) {
 		{"no body", 502, "", "", ``, 502, "", "", "bedrock returned HTTP 502", true, 0},
 		{"html body", 503, "", "", `<html>busy</html>`, 503, "", "", "bedrock returned HTTP 503", true, 0},
 		{"signature mismatch is scrubbed", 403, "InvalidSignatureException", "", `{"message":"The request signature we calculated does not match the signature you provided. The Canonical String for this request should have been 'POST\n/model/x/converse\n\nx-amz-security-token:SECRET'"}`, 403, "", "InvalidSignatureException", "The request signature we calculated does not match the signature you provided.", false, 0},
+		{"fractional retry-after", 429, "ThrottlingException", " 1.5 ", `{"message":"slow"}`, 429, openai.TypeRateLimit, "ThrottlingException", "slow", true, 1500 * time.Millisecond},
+		{"garbage retry-after", 503, "ServiceUnavailableException", "soon", `{"message":"busy"}`, 503, "", "ServiceUnavailableException", "busy", true, 0},
 		{"retry-after ignored on 400", 400, "ValidationException", "5", `{"message":"bad"}`, 400, openai.TypeInvalidRequest, "ValidationException", "bad", false, 0},
 	}
 	for _, tt := range tests {

@@ -3,13 +3,13 @@ package gemini
 import (
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	json "github.com/go-json-experiment/json/v1"
 	wire "tollgate.dev/tollgate/dataplane/schema/gemini"
 	"tollgate.dev/tollgate/dataplane/schema/openai"
+	"tollgate.dev/tollgate/dataplane/translate"
 )
 
 // maxErrorSnippet bounds how much of a non-JSON error body is quoted back.
@@ -35,7 +35,7 @@ func (Translator) Error(status int, header http.Header, body []byte) *openai.API
 			status = http.StatusBadGateway
 		}
 		e := openai.NewError(status, openai.ErrorTypeForStatus(status), "", "", fmt.Sprintf("gemini: upstream returned HTTP %d: %s", status, msg))
-		e.RetryAfter = retryAfterHeader(header)
+		e.RetryAfter = translate.RetryAfter(header, time.Now())
 		return e
 	}
 	return statusError(status, header, er.Error)
@@ -56,7 +56,7 @@ func statusError(status int, header http.Header, st *wire.Status) *openai.APIErr
 		msg = http.StatusText(status)
 	}
 	e := openai.NewError(status, openai.ErrorTypeForStatus(status), strings.ToLower(st.Status), "", msg)
-	e.RetryAfter = retryAfterHeader(header)
+	e.RetryAfter = translate.RetryAfter(header, time.Now())
 	for _, d := range st.Details {
 		var probe struct {
 			Type       string `json:"@type"`
@@ -101,21 +101,4 @@ func httpStatus(code string) int {
 		return http.StatusGatewayTimeout
 	}
 	return http.StatusInternalServerError
-}
-
-// retryAfterHeader reads Retry-After as seconds or an HTTP date.
-func retryAfterHeader(h http.Header) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil && n > 0 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d.Round(time.Second)
-		}
-	}
-	return 0
 }

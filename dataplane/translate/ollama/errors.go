@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -41,7 +40,7 @@ func (Translator) Error(status int, header http.Header, body []byte) *openai.API
 	}
 	e := openai.NewError(out, openai.ErrorTypeForStatus(out), code, "", redact(msg))
 	if e.Retryable && header != nil {
-		e.RetryAfter = retryAfter(header.Get("Retry-After"))
+		e.RetryAfter = translate.RetryAfter(header, time.Now())
 	}
 	return e
 }
@@ -81,25 +80,6 @@ func streamError(raw json.RawMessage) *openai.APIError {
 		msg = "upstream reported an error"
 	}
 	return openai.NewError(http.StatusBadGateway, openai.TypeServer, "upstream_error", "", "ollama: "+redact(msg))
-}
-
-func retryAfter(v string) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if secs > 0 && secs < 1e7 {
-			return time.Duration(secs * float64(time.Second))
-		}
-		return 0
-	}
-	if at, err := http.ParseTime(v); err == nil {
-		if d := time.Until(at); d > 0 {
-			return d
-		}
-	}
-	return 0
 }
 
 var (

@@ -157,29 +157,14 @@ func rawText(raw json.RawMessage) string {
 }
 
 // retryAfter reads retry-after-ms (milliseconds, may be fractional), else
-// Retry-After (delay-seconds or HTTP-date); 0 when absent or unusable.
+// Retry-After (translate.RetryAfter); 0 when absent or unusable.
 func retryAfter(h http.Header) time.Duration {
 	if v := strings.TrimSpace(h.Get("retry-after-ms")); v != "" {
 		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 && ms < 1e10 {
 			return time.Duration(ms * float64(time.Millisecond))
 		}
 	}
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if secs > 0 && secs < 1e7 {
-			return time.Duration(secs * float64(time.Second))
-		}
-		return 0
-	}
-	if at, err := http.ParseTime(v); err == nil {
-		if d := at.Sub(now()); d > 0 {
-			return d
-		}
-	}
-	return 0
+	return translate.RetryAfter(h, now())
 }
 
 var (
