@@ -33,7 +33,7 @@ func dialectOf(r *http.Request) dialect {
 		return geminiDialect{}
 	case strings.HasSuffix(p, "/chat/completions"):
 		return openaiDialect{}
-	case strings.HasSuffix(p, "/v1/messages"):
+	case strings.HasSuffix(p, "/v1/messages") || strings.HasSuffix(p, countTokensPath):
 		return anthropicDialect{}
 	case strings.Contains(p, ":generateContent") || strings.Contains(p, ":streamGenerateContent"):
 		return geminiDialect{}
@@ -215,6 +215,12 @@ func (openaiDialect) writeError(w http.ResponseWriter, status int, msg string) {
 type anthropicDialect struct{}
 
 func (anthropicDialect) parse(_ *http.Request, body []byte) (Conversation, bool, error) {
+	return parseAnthropic(body, true)
+}
+
+// parseAnthropic reads a Messages body; a count_tokens body is one without
+// max_tokens (needMaxTokens false).
+func parseAnthropic(body []byte, needMaxTokens bool) (Conversation, bool, error) {
 	var req struct {
 		Model     string `json:"model"`
 		MaxTokens int    `json:"max_tokens"`
@@ -230,7 +236,7 @@ func (anthropicDialect) parse(_ *http.Request, body []byte) (Conversation, bool,
 	if err := json.Unmarshal(body, &req); err != nil {
 		return Conversation{}, false, err
 	}
-	if req.MaxTokens <= 0 {
+	if needMaxTokens && req.MaxTokens <= 0 {
 		return Conversation{}, false, errors.New("max_tokens: Field required")
 	}
 	c := Conversation{Model: req.Model}

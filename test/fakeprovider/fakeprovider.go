@@ -189,6 +189,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.writeError(w, http.StatusNotFound, "this provider has no embeddings endpoint")
 		return
 	}
+	if strings.HasSuffix(r.URL.Path, countTokensPath) {
+		countTokens(w, body)
+		return
+	}
 	conv, stream, err := d.parse(r, body)
 	if err != nil {
 		d.writeError(w, http.StatusBadRequest, err.Error())
