@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"tollgate.dev/tollgate/dataplane/translate"
+	tt "tollgate.dev/tollgate/dataplane/translate/translatetest"
 )
 
 func TestParseCountTokensRequest(t *testing.T) {
@@ -126,4 +128,43 @@ func TestParseCountTokensResponse(t *testing.T) {
 	if got := string(CountTokensResponse(1234)); got != `{"input_tokens":1234}` {
 		t.Errorf("CountTokensResponse = %s", got)
 	}
+}
+
+// FuzzParseCountTokensRequest checks the count parser against the Messages
+// parser it wraps: it never panics, rejects with 400s only, accepts every
+// body Messages accepts (with the same prompt), accepts nothing as a
+// stream or with an output limit, and what it accepts builds an upstream
+// count request without panicking.
+func FuzzParseCountTokensRequest(f *testing.F) {
+	for _, in := range tt.Fixtures(f, "inbound/requests", ".json") {
+		b, err := os.ReadFile(in)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+	f.Add([]byte(` {"messages":[{"role":"user","content":"hi"}],"model":"m","max_tokens":-1}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, aerr := ParseCountTokensRequest(body)
+		if aerr != nil && aerr.Status != http.StatusBadRequest {
+			t.Fatalf("rejection with status %d", aerr.Status)
+		}
+		msg, merr := ParseMessagesRequest(body)
+		if merr == nil {
+			if aerr != nil {
+				t.Fatalf("Messages accepts what count_tokens refuses: %s", aerr.Message)
+			}
+			if diff := cmp.Diff(msg.Messages, req.Messages); diff != "" {
+				t.Fatalf("prompt differs from Messages (-messages +count):\n%s", diff)
+			}
+		}
+		if aerr != nil {
+			return
+		}
+		if req.Model == "" || req.MaxCompletionTokens != nil || req.Stream || req.StreamOptions != nil {
+			t.Fatalf("accepted as a stream or with an output limit: %+v", req)
+		}
+		_, _ = CountTokensRequest(context.Background(), req, translate.Target{Provider: testProvider(), Model: "claude"})
+	})
 }
