@@ -74,6 +74,32 @@ func TestNoPolicyIsANoOp(t *testing.T) {
 	}
 }
 
+// TestPolicyDropsRawBody: only what the guard scanned may leave, so under
+// any data policy (even Allow, even with nothing found) the client's raw
+// body, which can carry text in fields the struct does not model, must not
+// be forwarded; without a policy it is kept.
+func TestPolicyDropsRawBody(t *testing.T) {
+	g := New(nil)
+	for _, tc := range []struct {
+		name     string
+		dp       *routetable.DataPolicy
+		keepsRaw bool
+	}{
+		{"no policy", nil, true},
+		{"allow", &routetable.DataPolicy{Action: routetable.DataAllow}, false},
+		{"redact, nothing found", &routetable.DataPolicy{Action: routetable.DataRedact, Detectors: []string{"IBAN"}}, false},
+	} {
+		req := request()
+		req.Raw = []byte(`{"model":"gpt","messages":[],"notes":"` + anEmail + `"}`)
+		if _, aerr := g.Evaluate(req, route(tc.dp), vkey(nil)); aerr != nil {
+			t.Fatalf("%s: %v", tc.name, aerr)
+		}
+		if kept := req.Raw != nil; kept != tc.keepsRaw {
+			t.Errorf("%s: raw body kept = %v, want %v", tc.name, kept, tc.keepsRaw)
+		}
+	}
+}
+
 func TestAllowRecordsFindings(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	g := New(reg)

@@ -44,6 +44,14 @@ type ChatRequest struct {
 	TopLogprobs *int  `json:"top_logprobs,omitempty"`
 
 	Metadata map[string]string `json:"metadata,omitempty"`
+
+	// Raw is the client's JSON body this request was decoded from, while
+	// the struct still says all it says: translators for the same dialect
+	// may forward it (edited where they must) instead of re-encoding the
+	// struct, which keeps fields the struct does not model. Whoever changes
+	// the struct after parsing, or must not let unmodelled fields leave
+	// (a data policy scans only the struct), sets it to nil.
+	Raw []byte `json:"-"`
 }
 
 // StreamOptions is the stream_options object.

@@ -131,3 +131,53 @@ func hasEmptyTextPart(req *openai.ChatRequest) bool {
 	}
 	return false
 }
+
+// FuzzPassthroughBody holds the byte-preserving upstream body to the
+// re-encoded one: for any accepted request and every flavor, what the
+// upstream decodes from passthroughBody's output (by encoding/json rules)
+// must equal what it decodes from the canonical encoding, and a body the
+// scanner declines must still translate.
+func FuzzPassthroughBody(f *testing.F) {
+	for _, in := range tt.Fixtures(f, "requests", ".json") {
+		var fx struct {
+			Request json.RawMessage `json:"request"`
+		}
+		if err := json.Unmarshal(tt.ReadFile(f, in), &fx); err != nil {
+			f.Fatal(err)
+		}
+		f.Add([]byte(fx.Request))
+	}
+	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"x"}],"model":"n"}`))
+	f.Add([]byte(`{"model":"m","messages":[{"Role":"user","content":"x","Content":"y"}],"Stream":true}`))
+	f.Add([]byte(`{"model":"m","max_tokens":5,"max_completion_tokens":null,"messages":[{"role":"user","content":"\u00e9\ud800"}],"x":{"y":[1,2,{"z":null}]}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, aerr := ParseChatRequest(body)
+		if aerr != nil || req.Raw == nil {
+			return
+		}
+		canonical := *req
+		canonical.Raw = nil
+		for _, tr := range []*Translator{NewOpenAI(), NewAzure(), NewCompatible()} {
+			want, err := tr.ChatBody(&canonical, "target-model")
+			if err != nil {
+				t.Fatalf("%s: canonical: %v", tr.Flavor(), err)
+			}
+			got, ok := tr.passthroughBody(req, tr.historyFor(req.Messages), "target-model")
+			if !ok {
+				continue
+			}
+			var a, b openai.ChatRequest
+			if err := json.Unmarshal(got, &a); err != nil {
+				t.Fatalf("%s: passthrough body does not decode: %v\n%s", tr.Flavor(), err, got)
+			}
+			if err := json.Unmarshal(want, &b); err != nil {
+				t.Fatalf("%s: canonical body does not decode: %v", tr.Flavor(), err)
+			}
+			ga, _ := json.Marshal(&a)
+			gb, _ := json.Marshal(&b)
+			if !bytes.Equal(ga, gb) {
+				t.Fatalf("%s: passthrough and canonical bodies differ\n in: %s\npass: %s\ncanonical: %s", tr.Flavor(), body, ga, gb)
+			}
+		}
+	})
+}

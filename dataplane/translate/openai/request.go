@@ -229,8 +229,19 @@ type azureChatBody struct {
 //   - Compatible: metadata is dropped (not part of what these servers
 //     implement) and developer becomes system (chat templates of open
 //     models know system, not developer); reasoning_content is kept.
+//
+// A request that still holds the client's bytes (Raw) is sent as those
+// bytes with the same rules applied member by member (passthroughBody), so
+// fields Tollgate does not model reach the upstream too.
 func (t *Translator) ChatBody(req *openai.ChatRequest, model string) ([]byte, error) {
+	msgs := t.historyFor(req.Messages)
+	if req.Raw != nil {
+		if b, ok := t.passthroughBody(req, msgs, model); ok {
+			return b, nil
+		}
+	}
 	out := *req
+	out.Raw = nil
 	out.Model = model
 	if req.Stream {
 		out.StreamOptions = &includeUsage
@@ -246,7 +257,7 @@ func (t *Translator) ChatBody(req *openai.ChatRequest, model string) ([]byte, er
 	if t.flavor != FlavorOpenAI {
 		out.Metadata = nil
 	}
-	out.Messages = t.historyFor(req.Messages)
+	out.Messages = msgs
 	var b []byte
 	var err error
 	if t.flavor == FlavorAzure {

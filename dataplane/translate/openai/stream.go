@@ -54,9 +54,7 @@ type streamReader struct {
 	ids    callIDs
 	states []choiceState
 	usage  *openai.Usage
-	queue  []*openai.ChatChunk
-	head   int
-	err    error
+	out    translate.ChunkQueue
 	wire   wireChunk
 	// dec is reused for every event: unlike json.Unmarshal it keeps its
 	// scanner stack and error context between values, which is most of
@@ -107,19 +105,12 @@ type wireDelta struct {
 // Next implements translate.ChunkReader.
 func (s *streamReader) Next() (*openai.ChatChunk, error) {
 	for {
-		if s.head < len(s.queue) {
-			c := s.queue[s.head]
-			s.queue[s.head] = nil
-			s.head++
-			return c, nil
-		}
-		s.queue, s.head = s.queue[:0], 0
-		if s.err != nil {
-			return nil, s.err
+		if c, err := s.out.Pop(); c != nil || err != nil {
+			return c, err
 		}
 		ev, err := s.src.Next()
 		if err != nil {
-			s.err = s.broken(err)
+			s.out.End(s.broken(err))
 			continue
 		}
 		data := bytes.TrimSpace(ev.Data)
@@ -127,16 +118,16 @@ func (s *streamReader) Next() (*openai.ChatChunk, error) {
 			continue
 		}
 		if ev.Type == "error" {
-			s.err = errorFromEvent(eventErrorData(data))
+			s.out.End(errorFromEvent(eventErrorData(data)))
 			continue
 		}
 		if bytes.Equal(data, doneMarker) {
-			s.err = s.done()
+			s.out.End(s.done())
 			continue
 		}
 		c, err := s.chunk(data)
 		if err != nil {
-			s.err = err
+			s.out.End(err)
 			continue
 		}
 		if c != nil {
@@ -179,14 +170,14 @@ func (s *streamReader) done() error {
 		b := s.box()
 		b.finish = reason
 		b.ch[0] = openai.ChunkChoice{Index: i, FinishReason: &b.finish}
-		s.queue = append(s.queue, &b.c)
+		s.out.Push(&b.c)
 	}
 	if !started {
 		return malformed(s.flavor, "stream ended without any choice")
 	}
 	if s.usage != nil {
 		fillTotal(s.usage)
-		s.queue = append(s.queue, &openai.ChatChunk{
+		s.out.Push(&openai.ChatChunk{
 			ID: s.meta.ID, Object: openai.ObjectChatCompletionChunk, Created: s.meta.Created, Model: s.meta.Model,
 			Choices: []openai.ChunkChoice{}, Usage: s.usage,
 		})

@@ -31,14 +31,14 @@ func validateChat(body []byte, req *openai.ChatRequest) *openai.APIError {
 	if err := validateSampling(req); err != nil {
 		return err
 	}
-	if err := validateResponseFormat(req.ResponseFormat); err != nil {
+	if err := validateResponseFormat(req); err != nil {
 		return err
 	}
 	if req.StreamOptions != nil && !req.Stream {
 		return invalid(CodeInvalidValue, "stream_options", "the 'stream_options' parameter is only allowed when 'stream' is enabled")
 	}
-	if len(req.Stop) == 0 {
-		req.Stop = nil
+	if len(req.Stop) == 0 && req.Stop != nil {
+		req.Stop, req.Raw = nil, nil
 	}
 	return nil
 }
@@ -241,7 +241,9 @@ func validateTools(req *openai.ChatRequest) *openai.APIError {
 		params := bytes.TrimSpace(t.Function.Parameters)
 		switch {
 		case len(params) == 0 || bytes.Equal(params, []byte("null")):
-			t.Function.Parameters = nil
+			if t.Function.Parameters != nil {
+				t.Function.Parameters, req.Raw = nil, nil
+			}
 		case params[0] != '{':
 			return invalid(CodeInvalidType, p()+".function.parameters", "invalid type for '%s.function.parameters': expected an object (a JSON Schema)", p())
 		}
@@ -309,7 +311,8 @@ func validateSampling(req *openai.ChatRequest) *openai.APIError {
 	return nil
 }
 
-func validateResponseFormat(rf *openai.ResponseFormat) *openai.APIError {
+func validateResponseFormat(req *openai.ChatRequest) *openai.APIError {
+	rf := req.ResponseFormat
 	if rf == nil {
 		return nil
 	}
@@ -338,7 +341,9 @@ func validateResponseFormat(rf *openai.ResponseFormat) *openai.APIError {
 	schema := bytes.TrimSpace(js.Schema)
 	switch {
 	case len(schema) == 0 || bytes.Equal(schema, []byte("null")):
-		js.Schema = nil
+		if js.Schema != nil {
+			js.Schema, req.Raw = nil, nil
+		}
 	case schema[0] != '{':
 		return invalid(CodeInvalidType, "response_format.json_schema.schema", "invalid type for 'response_format.json_schema.schema': expected an object (a JSON Schema)")
 	}
