@@ -43,9 +43,7 @@ type StreamReader struct {
 	src  *sse.Reader
 	meta translate.StreamMeta
 
-	queue []*openai.ChatChunk
-	head  int
-	err   error // terminal: returned once the queue is drained
+	out translate.ChunkQueue
 
 	ev         wire.StreamEvent
 	blocks     map[int]*blockState
@@ -66,22 +64,15 @@ func NewStreamReader(body io.Reader, meta translate.StreamMeta) *StreamReader {
 // Next returns the next OpenAI chunk; see translate.ChunkReader.
 func (r *StreamReader) Next() (*openai.ChatChunk, error) {
 	for {
-		if r.head < len(r.queue) {
-			c := r.queue[r.head]
-			r.queue[r.head] = nil
-			r.head++
-			return c, nil
-		}
-		r.queue, r.head = r.queue[:0], 0
-		if r.err != nil {
-			return nil, r.err
+		if c, err := r.out.Pop(); c != nil || err != nil {
+			return c, err
 		}
 		ev, err := r.src.Next()
 		if err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF // no message_stop
 			}
-			r.err = err
+			r.out.End(err)
 			continue
 		}
 		if len(ev.Data) == 0 {
@@ -89,7 +80,7 @@ func (r *StreamReader) Next() (*openai.ChatChunk, error) {
 		}
 		r.ev = wire.StreamEvent{}
 		if json.Unmarshal(ev.Data, &r.ev) != nil {
-			r.err = upstreamMalformed("malformed stream event")
+			r.out.End(upstreamMalformed("malformed stream event"))
 			continue
 		}
 		r.handle(&r.ev)
@@ -149,17 +140,17 @@ func (r *StreamReader) handle(ev *wire.StreamEvent) {
 		if !r.roleSent {
 			// A real stream always opens with message_start: an answer
 			// that is nothing but its end was cut or garbled upstream.
-			r.err = upstreamMalformed("stream ended before message_start")
+			r.out.End(upstreamMalformed("stream ended before message_start"))
 			return
 		}
 		r.finish()
 		if r.haveUsage {
-			r.queue = append(r.queue, &openai.ChatChunk{
+			r.out.Push(&openai.ChatChunk{
 				ID: r.meta.ID, Object: openai.ObjectChatCompletionChunk, Created: r.meta.Created, Model: r.meta.Model,
 				Choices: []openai.ChunkChoice{}, Usage: ConvertUsage(r.usage),
 			})
 		}
-		r.err = io.EOF
+		r.out.End(io.EOF)
 	case wire.EventError:
 		typ, msg := "", "anthropic: upstream stream error"
 		if ev.Error != nil {
@@ -168,7 +159,7 @@ func (r *StreamReader) handle(ev *wire.StreamEvent) {
 				msg = ev.Error.Message
 			}
 		}
-		r.err = ErrorFromType(0, typ, msg)
+		r.out.End(ErrorFromType(0, typ, msg))
 	}
 	// ping and event types added by later API versions carry nothing to translate.
 }
@@ -210,7 +201,7 @@ func (r *StreamReader) blockStart(ev *wire.StreamEvent) {
 			return
 		}
 		if cb.ID == "" || cb.Name == "" {
-			r.err = upstreamMalformed("tool_use block without an id or a name")
+			r.out.End(upstreamMalformed("tool_use block without an id or a name"))
 			return
 		}
 		b.kind, b.toolIndex = blockTool, r.nextTool
@@ -280,7 +271,7 @@ func (r *StreamReader) emit(d openai.Delta, finish *string) {
 		d.Role = openai.RoleAssistant
 		r.roleSent = true
 	}
-	r.queue = append(r.queue, &openai.ChatChunk{
+	r.out.Push(&openai.ChatChunk{
 		ID: r.meta.ID, Object: openai.ObjectChatCompletionChunk, Created: r.meta.Created, Model: r.meta.Model,
 		Choices: []openai.ChunkChoice{{Index: 0, Delta: d, FinishReason: finish}},
 	})

@@ -43,28 +43,19 @@ type streamReader struct {
 	ids   *callIDs
 	cands []candidateState
 	usage *openai.Usage
-	queue []*openai.ChatChunk
-	head  int
-	err   error
+	out   translate.ChunkQueue
 	resp  wire.GenerateContentResponse
 }
 
 // Next implements translate.ChunkReader.
 func (s *streamReader) Next() (*openai.ChatChunk, error) {
 	for {
-		if s.head < len(s.queue) {
-			c := s.queue[s.head]
-			s.queue[s.head] = nil
-			s.head++
-			return c, nil
-		}
-		s.queue, s.head = s.queue[:0], 0
-		if s.err != nil {
-			return nil, s.err
+		if c, err := s.out.Pop(); c != nil || err != nil {
+			return c, err
 		}
 		ev, err := s.src.Next()
 		if err != nil {
-			s.err = s.end(err)
+			s.out.End(s.end(err))
 			continue
 		}
 		data := bytes.TrimSpace(ev.Data)
@@ -73,15 +64,15 @@ func (s *streamReader) Next() (*openai.ChatChunk, error) {
 		}
 		s.resp = wire.GenerateContentResponse{}
 		if err := json.Unmarshal(data, &s.resp); err != nil {
-			s.err = malformed("stream event")
+			s.out.End(malformed("stream event"))
 			continue
 		}
 		if s.resp.Error != nil {
-			s.err = statusError(0, nil, s.resp.Error)
+			s.out.End(statusError(0, nil, s.resp.Error))
 			continue
 		}
 		if err := s.translate(&s.resp); err != nil {
-			s.err = err
+			s.out.End(err)
 		}
 	}
 }
@@ -105,7 +96,7 @@ func (s *streamReader) end(err error) error {
 		}
 	}
 	if s.usage != nil {
-		s.queue = append(s.queue, &openai.ChatChunk{
+		s.out.Push(&openai.ChatChunk{
 			ID: s.meta.ID, Object: openai.ObjectChatCompletionChunk, Created: s.meta.Created, Model: s.meta.Model,
 			Choices: []openai.ChunkChoice{}, Usage: s.usage,
 		})
@@ -223,7 +214,7 @@ func (s *streamReader) emit(index int, st *candidateState, d openai.Delta, finis
 		f := finish
 		ch.Choices[0].FinishReason = &f
 	}
-	s.queue = append(s.queue, ch)
+	s.out.Push(ch)
 	return &ch.Choices[0].Delta
 }
 

@@ -33,9 +33,7 @@ type streamReader struct {
 	started bool
 	calls   int
 	split   thinkSplitter
-	queue   []*openai.ChatChunk
-	head    int
-	err     error
+	out     translate.ChunkQueue
 	line    streamLine
 	// dec is reused for every line: unlike json.Unmarshal it keeps its
 	// scanner stack and error context between values.
@@ -73,26 +71,18 @@ func (l *lineBytes) Read(p []byte) (int, error) {
 // Next implements translate.ChunkReader.
 func (s *streamReader) Next() (*openai.ChatChunk, error) {
 	for {
-		if s.head < len(s.queue) {
-			c := s.queue[s.head]
-			s.queue[s.head] = nil
-			s.head++
-			return c, nil
-		}
-		s.queue, s.head = s.queue[:0], 0
-		if s.err != nil {
-			return nil, s.err
+		if c, err := s.out.Pop(); c != nil || err != nil {
+			return c, err
 		}
 		line, err := s.src.Next()
 		if err != nil {
 			switch {
 			case errors.Is(err, io.EOF):
-				s.err = io.ErrUnexpectedEOF
+				err = io.ErrUnexpectedEOF
 			case errors.Is(err, sse.ErrEventTooLarge):
-				s.err = malformed("stream line exceeds the size limit")
-			default:
-				s.err = err
+				err = malformed("stream line exceeds the size limit")
 			}
+			s.out.End(err)
 			continue
 		}
 		s.line = streamLine{}
@@ -105,11 +95,11 @@ func (s *streamReader) Next() (*openai.ChatChunk, error) {
 			// The line must be exactly one value (else bytes would be left
 			// for the next one). Decoder errors are sticky; the stream
 			// ends here anyway.
-			s.err = malformed("stream line is not an /api/chat answer")
+			s.out.End(malformed("stream line is not an /api/chat answer"))
 			continue
 		}
 		if err := s.translate(&s.line); err != nil {
-			s.err = err
+			s.out.End(err)
 		}
 	}
 }
@@ -149,7 +139,7 @@ func (s *streamReader) translate(r *streamLine) error {
 			tc.Index = &idx
 			ch.Delta.ToolCalls = append(ch.Delta.ToolCalls, tc)
 		}
-		s.queue = append(s.queue, c)
+		s.out.Push(c)
 	}
 	if !r.Done {
 		return nil
@@ -157,10 +147,10 @@ func (s *streamReader) translate(r *streamLine) error {
 	c, ch := s.chunk()
 	f := finishReason(r.DoneReason, s.calls > 0)
 	ch.FinishReason = &f
-	s.queue = append(s.queue, c,
-		&openai.ChatChunk{ID: s.meta.ID, Object: openai.ObjectChatCompletionChunk, Created: s.meta.Created, Model: s.meta.Model,
-			Choices: []openai.ChunkChoice{}, Usage: &openai.Usage{PromptTokens: r.PromptEvalCount, CompletionTokens: r.EvalCount,
-				TotalTokens: r.PromptEvalCount + r.EvalCount}})
+	s.out.Push(c)
+	s.out.Push(&openai.ChatChunk{ID: s.meta.ID, Object: openai.ObjectChatCompletionChunk, Created: s.meta.Created, Model: s.meta.Model,
+		Choices: []openai.ChunkChoice{}, Usage: &openai.Usage{PromptTokens: r.PromptEvalCount, CompletionTokens: r.EvalCount,
+			TotalTokens: r.PromptEvalCount + r.EvalCount}})
 	return io.EOF
 }
 
