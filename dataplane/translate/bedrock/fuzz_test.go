@@ -16,12 +16,16 @@ import (
 )
 
 // checkFuzzStream drains a stream translator: it must never panic, must
-// end within limit chunks, keep the ChunkReader contract, and an
-// *openai.APIError it ends with must carry an HTTP error status. Other
-// errors are allowed: malformed events end the stream with plain errors.
+// end within limit chunks, keep the ChunkReader contract, and end with
+// io.EOF, a cut stream (io.ErrUnexpectedEOF) or an *openai.APIError with
+// an HTTP error status: malformed input is a 502 like the other
+// translators give, never a plain Go error.
 func checkFuzzStream(t *testing.T, r io.Reader, limit int) {
 	t.Helper()
 	err := tt.FuzzStream(t, New().ChatStream(r, translate.Target{Provider: testProvider()}, testMeta), limit, contract)
+	if !tt.KnownEnd(err) {
+		t.Fatalf("stream ended with %T %v", err, err)
+	}
 	var ae *openai.APIError
 	if errors.As(err, &ae) && (ae.Status < 400 || ae.Status > 599) {
 		t.Fatalf("stream error with status %d", ae.Status)
@@ -71,8 +75,8 @@ func FuzzStreamEvents(f *testing.F) {
 }
 
 // FuzzChatResponse feeds arbitrary bodies to the Converse response parser:
-// it must not panic, and what it returns must marshal with valid JSON
-// arguments for every tool call.
+// it must not panic, what it returns must marshal with valid JSON
+// arguments for every tool call, and what it rejects is a 502 APIError.
 func FuzzChatResponse(f *testing.F) {
 	for _, in := range fixtures(f, "responses") {
 		b, err := os.ReadFile(in)
@@ -84,6 +88,10 @@ func FuzzChatResponse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		resp, err := New().ChatResponse(body, translate.Target{Provider: testProvider()}, testMeta)
 		if err != nil {
+			var ae *openai.APIError
+			if !errors.As(err, &ae) || ae.Status != 502 {
+				t.Fatalf("error %T %v, want a 502 *openai.APIError", err, err)
+			}
 			return
 		}
 		if len(resp.Choices) != 1 || resp.Choices[0].FinishReason == "" {

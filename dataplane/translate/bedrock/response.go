@@ -2,7 +2,6 @@ package bedrock
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -18,13 +17,13 @@ import (
 // ChatResponse implements translate.Translator.
 func (tr *Translator) ChatResponse(body []byte, t translate.Target, meta translate.StreamMeta) (*openai.ChatResponse, error) {
 	var r wire.ConverseResponse
-	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, fmt.Errorf("bedrock: decode converse response: %w", err)
+	if json.Unmarshal(body, &r) != nil {
+		return nil, malformed("malformed converse response: not a JSON ConverseResponse")
 	}
 	if r.Output.Message == nil {
 		// Not a Converse answer (a proxy's page, another API's body): an
 		// error lets the proxy fail over instead of serving an empty reply.
-		return nil, errors.New("bedrock: converse response has no output message")
+		return nil, malformed("malformed converse response: no output message")
 	}
 	msg := openai.Message{Role: openai.RoleAssistant}
 	var text, reasoning strings.Builder
@@ -69,6 +68,13 @@ func (tr *Translator) ChatResponse(body []byte, t translate.Target, meta transla
 		}},
 		Usage: convertUsage(r.Usage),
 	}, nil
+}
+
+// malformed is the (retryable) 502 for a 2xx answer that cannot be
+// understood. msg names what was wrong, never upstream bytes, URLs or
+// credentials.
+func malformed(msg string) *openai.APIError {
+	return openai.NewError(http.StatusBadGateway, openai.TypeServer, "invalid_upstream_response", "", "bedrock: "+msg)
 }
 
 // compactJSON returns a tool input as compact JSON text ("{}" when absent),

@@ -86,11 +86,7 @@ func (s *stream) Next() (*openai.ChatChunk, error) {
 	for {
 		m, err := s.es.Next()
 		if err != nil {
-			if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
-				err = errIncomplete
-			} else {
-				err = fmt.Errorf("bedrock stream: %w", err)
-			}
+			err = streamReadError(err)
 			s.err = err
 			return nil, err
 		}
@@ -103,6 +99,22 @@ func (s *stream) Next() (*openai.ChatChunk, error) {
 			return c, nil
 		}
 	}
+}
+
+// streamReadError maps a failure to read the next message: a cut stream is
+// errIncomplete, corrupt framing (checksums, lengths, headers) a malformed
+// upstream answer; transport errors pass through.
+func streamReadError(err error) error {
+	var de *eventstream.DecodeError
+	switch {
+	case err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF):
+		return errIncomplete
+	case errors.Is(err, eventstream.ErrMessageTooLarge):
+		return malformed("stream message exceeds the size limit")
+	case errors.As(err, &de):
+		return malformed(fmt.Sprintf("malformed event stream at byte %d", de.Offset))
+	}
+	return fmt.Errorf("bedrock stream: %w", err)
 }
 
 func (s *stream) handle(m *eventstream.Message) (*openai.ChatChunk, error) {
@@ -158,7 +170,7 @@ func (s *stream) handle(m *eventstream.Message) (*openai.ChatChunk, error) {
 			return nil, nil
 		}
 		if tu.ToolUseID == "" || tu.Name == "" {
-			return nil, fmt.Errorf("bedrock stream: tool use in content block %d has no id or name", e.ContentBlockIndex)
+			return nil, malformed(fmt.Sprintf("malformed stream: tool use in content block %d has no id or name", e.ContentBlockIndex))
 		}
 		if s.blocks == nil {
 			s.blocks = make(map[int]blockState, 2)
@@ -193,7 +205,7 @@ func (s *stream) handle(m *eventstream.Message) (*openai.ChatChunk, error) {
 		case d.ToolUse != nil:
 			b, ok := s.blocks[e.ContentBlockIndex]
 			if !ok {
-				return nil, fmt.Errorf("bedrock stream: tool input for content block %d, which was not started as a tool use", e.ContentBlockIndex)
+				return nil, malformed(fmt.Sprintf("malformed stream: tool input for content block %d, which was not started as a tool use", e.ContentBlockIndex))
 			}
 			if d.ToolUse.Input == "" {
 				return nil, nil
@@ -254,7 +266,7 @@ func (s *stream) handle(m *eventstream.Message) (*openai.ChatChunk, error) {
 
 	case wire.EventMetadata:
 		if !s.stopped {
-			return nil, fmt.Errorf("bedrock stream: metadata before messageStop: %w", io.ErrUnexpectedEOF)
+			return nil, malformed("malformed stream: metadata event before messageStop")
 		}
 		var e wire.MetadataEvent
 		if err := decodeEvent(ev, m.Payload, &e); err != nil {
@@ -278,9 +290,11 @@ func (s *stream) handle(m *eventstream.Message) (*openai.ChatChunk, error) {
 	return nil, nil // future event types carry nothing
 }
 
+// decodeEvent decodes an event's payload. The decoder's error is not
+// quoted: it can echo payload bytes.
 func decodeEvent(ev string, payload []byte, v any) error {
-	if err := json.Unmarshal(payload, v); err != nil {
-		return fmt.Errorf("bedrock stream: decode %s event: %w", ev, err)
+	if json.Unmarshal(payload, v) != nil {
+		return malformed("malformed stream: " + ev + " event does not decode")
 	}
 	return nil
 }

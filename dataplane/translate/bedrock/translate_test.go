@@ -1,6 +1,7 @@
 package bedrock
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/google/go-cmp/cmp"
 
+	"tollgate.dev/tollgate/dataplane/eventstream"
 	"tollgate.dev/tollgate/dataplane/routetable"
 	wire "tollgate.dev/tollgate/dataplane/schema/bedrock"
 	"tollgate.dev/tollgate/dataplane/schema/openai"
@@ -405,9 +407,107 @@ func TestRetryAfterDate(t *testing.T) {
 }
 
 func TestChatResponseInvalid(t *testing.T) {
-	for _, body := range []string{``, `{`, `[]`, `{}`, `{"stopReason":"end_turn","usage":{"inputTokens":1}}`, `{"output":{"message":{"content":"x"}}}`} {
-		if _, err := New().ChatResponse([]byte(body), target("m"), testMeta); err == nil {
+	for _, body := range []string{``, `{`, `[]`, `{}`, `{"stopReason":"end_turn","usage":{"inputTokens":1}}`, `{"output":{"message":{"content":"x"}}}`,
+		`<html>502 Bad Gateway from https://bedrock-runtime.us-east-1.amazonaws.com AKIDEXAMPLE</html>`} {
+		_, err := New().ChatResponse([]byte(body), target("m"), testMeta)
+		if err == nil {
 			t.Errorf("ChatResponse(%q) succeeded", body)
+			continue
 		}
+		checkMalformed(t, err)
+	}
+}
+
+// checkMalformed asserts err is the 502 invalid_upstream_response the
+// other translators give for answers they cannot understand, and that its
+// message quotes nothing from upstream.
+func checkMalformed(t *testing.T, err error) {
+	t.Helper()
+	var ae *openai.APIError
+	if !errors.As(err, &ae) {
+		t.Fatalf("error %T %v, want *openai.APIError", err, err)
+	}
+	if ae.Status != http.StatusBadGateway || ae.Type != openai.TypeServer || ae.Code == nil || *ae.Code != "invalid_upstream_response" || !ae.Retryable {
+		t.Errorf("got status %d type %q code %v retryable %v", ae.Status, ae.Type, ae.Code, ae.Retryable)
+	}
+	if !strings.HasPrefix(ae.Message, "bedrock: ") {
+		t.Errorf("message %q does not say bedrock", ae.Message)
+	}
+	for _, leak := range []string{"http", "AKID", "amazonaws", "127.0.0.1", "secret", "<html"} {
+		if strings.Contains(ae.Message, leak) {
+			t.Errorf("message %q quotes %q", ae.Message, leak)
+		}
+	}
+}
+
+// eventStream encodes event records {event type, JSON payload} as a
+// ConverseStream body.
+func eventStream(t *testing.T, events ...[2]string) []byte {
+	t.Helper()
+	var out []byte
+	for _, ev := range events {
+		var err error
+		out, err = eventstream.AppendMessage(out, &eventstream.Message{Headers: []eventstream.Header{
+			eventstream.StringHeader(":message-type", "event"), eventstream.StringHeader(":event-type", ev[0]),
+			eventstream.StringHeader(":content-type", "application/json"),
+		}, Payload: []byte(ev[1])})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+func TestStreamMalformed(t *testing.T) {
+	start := [2]string{"messageStart", `{"role":"assistant"}`}
+	valid := eventStream(t, start, [2]string{"contentBlockDelta", `{"contentBlockIndex":0,"delta":{"text":"hi"}}`})
+	corrupt := append([]byte(nil), valid...)
+	corrupt[len(corrupt)-6] ^= 0xff // a payload byte of the second message: its checksum fails
+	badPrelude := append([]byte(nil), valid...)
+	badPrelude[0] ^= 0x01 // the first message's length: its prelude checksum fails
+	for _, tc := range []struct {
+		name  string
+		body  []byte
+		wantN int // chunks before the error
+	}{
+		{"tool use without a name", eventStream(t, start, [2]string{"contentBlockStart", `{"contentBlockIndex":0,"start":{"toolUse":{"toolUseId":"t1"}}}`}), 1},
+		{"tool use without an id", eventStream(t, start, [2]string{"contentBlockStart", `{"contentBlockIndex":0,"start":{"toolUse":{"name":"f"}}}`}), 1},
+		{"tool input for a text block", eventStream(t, start, [2]string{"contentBlockDelta", `{"contentBlockIndex":0,"delta":{"toolUse":{"input":"{}"}}}`}), 1},
+		{"metadata before messageStop", eventStream(t, start, [2]string{"metadata", `{"usage":{"inputTokens":1,"outputTokens":1}}`}), 1},
+		{"payload is not JSON", eventStream(t, start, [2]string{"contentBlockDelta", `<html>https://example.com AKIDEXAMPLE</html>`}), 1},
+		{"payload of the wrong type", eventStream(t, [2]string{"messageStop", `{"stopReason":42}`}), 0},
+		{"message checksum", corrupt, 1},
+		{"prelude checksum", badPrelude, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := New().ChatStream(bytes.NewReader(tc.body), translate.Target{Provider: testProvider()}, testMeta)
+			n := 0
+			var err error
+			for {
+				var c *openai.ChatChunk
+				if c, err = r.Next(); err != nil {
+					break
+				}
+				if c != nil {
+					n++
+				}
+			}
+			if n != tc.wantN {
+				t.Errorf("%d chunks before the error, want %d", n, tc.wantN)
+			}
+			checkMalformed(t, err)
+			if _, again := r.Next(); again != err {
+				t.Errorf("second Next = %v, want the same error", again)
+			}
+		})
+	}
+}
+
+// A stream cut inside a message is still a cut stream, not a malformed one.
+func TestStreamCutIsUnexpectedEOF(t *testing.T) {
+	body := eventStream(t, [2]string{"messageStart", `{"role":"assistant"}`})
+	r := New().ChatStream(bytes.NewReader(body[:len(body)-3]), translate.Target{Provider: testProvider()}, testMeta)
+	if _, err := r.Next(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("Next = %v, want io.ErrUnexpectedEOF", err)
 	}
 }
