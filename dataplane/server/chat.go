@@ -379,6 +379,17 @@ func (s *Server) attempt(ctx context.Context, w http.ResponseWriter, rq *request
 			s.m.Attempts.WithLabelValues(prov.Namespace, prov.Name, tg.Model, kind).Inc()
 			return retryable, aerr
 		}
+		if raw, usage, ok := s.rawAnswer(rq, tr, b, target); ok {
+			done(true, time.Since(sent))
+			s.m.Attempts.WithLabelValues(prov.Namespace, prov.Name, tg.Model, "ok").Inc()
+			if isFallback {
+				s.m.Fallbacks.WithLabelValues(rq.route.Namespace, rq.route.Name).Inc()
+			}
+			s.setTargetHeaders(w, prov, tg)
+			writeJSONBytes(w, http.StatusOK, raw)
+			s.finish(rq, prov, tg.Model, usage, http.StatusOK, false, 0)
+			return answered, nil
+		}
 		out, err := tr.ChatResponse(b, target, rq.meta)
 		if err != nil {
 			done(false, 0)
@@ -465,6 +476,20 @@ func (s *Server) attempt(ctx context.Context, w http.ResponseWriter, rq *request
 	}
 	s.finish(rq, prov, tg.Model, usage, status, true, ttft)
 	return answered, nil
+}
+
+// rawAnswer is the upstream's answer edited in place (RawResponder), when
+// the client speaks the upstream's dialect and nothing in the answer has to
+// change on the way back (no redacted value to restore).
+func (s *Server) rawAnswer(rq *request, tr translate.Translator, body []byte, target translate.Target) ([]byte, *openai.Usage, bool) {
+	rr, ok := tr.(translate.RawResponder)
+	if !ok || rq.verdict.Restore != nil {
+		return nil, nil, false
+	}
+	if _, openaiClient := rq.in.(openaiInbound); !openaiClient {
+		return nil, nil, false
+	}
+	return rr.ChatResponseBytes(body, target, rq.meta)
 }
 
 func errOr(err, fallback error) error {

@@ -117,7 +117,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		writeOpenAIError(w, openai.NewError(http.StatusInternalServerError, openai.TypeServer, "internal_error", "", "could not encode response"))
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
+	writeJSONBytes(w, status, b)
+}
+
+// writeJSONBytes writes an encoded JSON body with its length, so the
+// answer goes out in one write without chunked encoding.
+func writeJSONBytes(w http.ResponseWriter, status int, b []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }

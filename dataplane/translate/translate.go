@@ -75,6 +75,17 @@ type ChunkReader interface {
 	Next() (*openai.ChatChunk, error)
 }
 
+// RawResponder is implemented by translators whose upstream already speaks
+// the OpenAI dialect. ChatResponseBytes returns a non-streaming answer as
+// the OpenAI client gets it, edited in place from the upstream's bytes,
+// and its usage; ok is false when the answer needs ChatResponse's
+// normalisation, and then the caller uses ChatResponse. What a client
+// decodes from the bytes equals what ChatResponse returns, except that
+// fields the schema does not model are kept.
+type RawResponder interface {
+	ChatResponseBytes(body []byte, t Target, meta StreamMeta) (out []byte, usage *openai.Usage, ok bool)
+}
+
 // Embedder is implemented by translators whose provider has embeddings.
 type Embedder interface {
 	EmbeddingRequest(ctx context.Context, req *openai.EmbeddingRequest, t Target) (*http.Request, error)

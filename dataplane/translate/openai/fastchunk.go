@@ -504,6 +504,12 @@ func (p *parser) skip(depth int) bool {
 func (p *parser) skipString() bool {
 	p.i++ // opening quote
 	for p.i < len(p.b) {
+		for p.i < len(p.b) && !stringSpecial[p.b[p.i]] {
+			p.i++ // the bulk of a string, a table lookup per byte
+		}
+		if p.i >= len(p.b) {
+			return false
+		}
 		c := p.b[p.i]
 		switch {
 		case c == '"':
@@ -532,6 +538,16 @@ func (p *parser) skipString() bool {
 	}
 	return false
 }
+
+// stringSpecial marks the bytes that end the plain run of a JSON string:
+// the closing quote, an escape, and control characters (invalid there).
+var stringSpecial = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 // number passes over a JSON number, strictly.
 func (p *parser) number() bool {
