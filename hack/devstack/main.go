@@ -11,33 +11,24 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	gatewayv1 "tollgate.dev/tollgate/api/v1alpha1"
 	"tollgate.dev/tollgate/test/fakeprovider"
+	"tollgate.dev/tollgate/test/stack"
 )
 
 func main() {
@@ -64,46 +55,16 @@ func run() error {
 	absDir, _ := filepath.Abs(*dir)
 
 	step("Starting kube-apiserver and etcd")
-	env := &envtest.Environment{CRDDirectoryPaths: []string{"config/crd/bases"}, ErrorIfCRDPathMissing: true}
-	cfg, err := env.Start()
-	if err != nil {
-		return fmt.Errorf("start API server: %w", err)
-	}
-	defer func() { step("Stopping API server"); _ = env.Stop() }()
-	user, err := env.AddUser(envtest.User{Name: "tollgate-dev", Groups: []string{"system:masters"}}, nil)
+	api, err := stack.StartAPIServer("config/crd/bases", absDir, "tollgate-dev")
 	if err != nil {
 		return err
 	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		return err
-	}
-	kubeconfig := filepath.Join(absDir, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
-		return err
-	}
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = gatewayv1.AddToScheme(scheme)
-	cl, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		return err
-	}
+	defer func() { step("Stopping API server"); _ = api.Stop() }()
+	cl, kubeconfig := api.Client, api.Kubeconfig
 
 	step("Starting a fake LLM provider on loopback")
 	fake := fakeprovider.Start(fakeprovider.Behavior{Chunks: 8})
 	defer fake.Close()
-
-	token := make([]byte, 32)
-	_, _ = rand.Read(token)
-	tokenFile := filepath.Join(absDir, "push-token")
-	if err := os.WriteFile(tokenFile, []byte(hex.EncodeToString(token)), 0o600); err != nil {
-		return err
-	}
-	pushAddr, err := freeAddr()
-	if err != nil {
-		return err
-	}
 
 	step("Applying " + *samples + " and the demo resources")
 	if err := applyDir(ctx, cl, *samples, "default"); err != nil {
@@ -113,47 +74,16 @@ func run() error {
 		return err
 	}
 
-	var procs []*exec.Cmd
-	defer func() {
-		for _, p := range procs {
-			_ = p.Process.Signal(syscall.SIGTERM)
-		}
-		for _, p := range procs {
-			_ = p.Wait()
-		}
-	}()
-	start := func(name string, args ...string) error {
-		logf, err := os.Create(filepath.Join(absDir, name+".log"))
-		if err != nil {
-			return err
-		}
-		cmd := exec.Command(*bin, args...)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
-			return fmt.Errorf("start %s: %w", name, err)
-		}
-		procs = append(procs, cmd)
-		return nil
-	}
-	step("Starting the controller")
-	if err := start("controller", "controller", "--kubeconfig", kubeconfig, "--leader-elect=false",
-		"--push-addr", pushAddr, "--push-auth", "static", "--push-token-file", tokenFile,
-		"--metrics-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0"); err != nil {
+	step("Starting the controller and data-plane replicas dataplane-0 and dataplane-1")
+	gw, err := stack.StartGateway(stack.Options{Bin: *bin, Dir: absDir, Kubeconfig: kubeconfig,
+		Listen:          []string{fmt.Sprintf("127.0.0.1:%d", *port), fmt.Sprintf("127.0.0.1:%d", *port+1)},
+		ControllerFlags: []string{"--metrics-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0"},
+		Detach:          true})
+	if err != nil {
 		return err
 	}
-	urls := []string{}
-	for i := 0; i < 2; i++ {
-		name := fmt.Sprintf("dataplane-%d", i)
-		step("Starting data-plane replica " + name)
-		adm, _ := freeAddr()
-		listen := fmt.Sprintf("127.0.0.1:%d", *port+i)
-		if err := start(name, "dataplane", "--controller", "http://"+pushAddr, "--token-file", tokenFile,
-			"--replica-id", name, "--listen", listen, "--admin-listen", adm, "--drain-delay", "0s"); err != nil {
-			return err
-		}
-		urls = append(urls, "http://"+listen)
-	}
+	defer gw.Stop()
+	urls := gw.URLs
 
 	step("Waiting for the demo virtual key")
 	key, err := waitForKey(ctx, cl, "default", "demo")
@@ -188,15 +118,6 @@ Press Ctrl-C to stop everything.
 }
 
 func step(s string) { fmt.Printf("==> %s\n", s) }
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
 
 // demoManifests point a Route at the fake provider, once as Anthropic and
 // once as an OpenAI-compatible in-cluster server (the fallback).
@@ -315,46 +236,31 @@ func applyYAML(ctx context.Context, cl client.Client, b []byte, ns string) error
 }
 
 func waitForKey(ctx context.Context, cl client.Client, ns, name string) (string, error) {
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		var vk gatewayv1.VirtualKey
-		if err := cl.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &vk); err == nil && vk.Status.SecretName != "" {
-			var sec corev1.Secret
-			if err := cl.Get(ctx, types.NamespacedName{Namespace: ns, Name: vk.Status.SecretName}, &sec); err == nil && len(sec.Data["key"]) > 0 {
-				return string(sec.Data["key"]), nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
+	var key string
+	_, err := stack.Eventually(ctx, 60*time.Second, 250*time.Millisecond, func() (err error) {
+		key, err = stack.Key(ctx, cl, ns, name)
+		return err
+	})
+	if err != nil && ctx.Err() == nil {
+		return "", errors.New("the controller did not issue the demo key within 60s (see bin/dev/controller.log)")
 	}
-	return "", errors.New("the controller did not issue the demo key within 60s (see bin/dev/controller.log)")
+	return key, err
 }
 
 func waitReady(ctx context.Context, url, key string) error {
-	deadline := time.Now().Add(60 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
+	_, err := stack.Eventually(ctx, 60*time.Second, 250*time.Millisecond, func() error {
 		req, _ := http.NewRequestWithContext(ctx, "GET", url+"/v1/models", nil)
 		req.Header.Set("Authorization", "Bearer "+key)
 		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 && strings.Contains(string(b), `"demo"`) {
-				return nil
-			}
-			last = fmt.Sprintf("%d %s", resp.StatusCode, b)
-		} else {
-			last = err.Error()
+		if err != nil {
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 && strings.Contains(string(b), `"demo"`) {
+			return nil
 		}
-	}
-	return errors.New(last)
+		return fmt.Errorf("%d %s", resp.StatusCode, b)
+	})
+	return err
 }
