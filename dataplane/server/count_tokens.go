@@ -12,6 +12,8 @@ import (
 	"tollgate.dev/tollgate/dataplane/schema/openai"
 	"tollgate.dev/tollgate/dataplane/translate"
 	"tollgate.dev/tollgate/dataplane/translate/anthropic"
+	"tollgate.dev/tollgate/dataplane/translate/bedrock"
+	"tollgate.dev/tollgate/dataplane/translate/gemini"
 )
 
 // Values of the x-tollgate-token-count header: who counted.
@@ -24,7 +26,8 @@ const (
 // client that is sizing its next request better than a count later.
 const countTokensWait = 15 * time.Second
 
-// maxCountResponse bounds the upstream count answer ({"input_tokens": N}).
+// maxCountResponse bounds the upstream count answer ({"input_tokens": N},
+// {"totalTokens": N, ...}, {"inputTokens": N}).
 const maxCountResponse = 64 << 10
 
 // tokenCounter is a provider's token counting API.
@@ -36,6 +39,8 @@ type tokenCounter struct {
 // tokenCounters lists the provider types with a counting API.
 var tokenCounters = map[routetable.ProviderType]tokenCounter{
 	routetable.ProviderAnthropic: {anthropic.CountTokensRequest, anthropic.ParseCountTokensResponse},
+	routetable.ProviderGemini:    {gemini.CountTokensRequest, gemini.ParseCountTokensResponse},
+	routetable.ProviderBedrock:   {bedrock.CountTokensRequest, bedrock.ParseCountTokensResponse},
 }
 
 // handleCountTokens serves POST /v1/messages/count_tokens, Anthropic's

@@ -86,16 +86,68 @@ func overloaded(w http.ResponseWriter, _ *http.Request) {
 	_, _ = io.WriteString(w, `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`)
 }
 
+// geminiAPI answers in the Gemini API's documented wire format:
+// models.countTokens ({"totalTokens": N, ...}).
+func geminiAPI(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if r.URL.Path != "/v1beta/models/gemini-upstream-1:countTokens" {
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, `{"error":{"code":404,"message":"no such method","status":"NOT_FOUND"}}`)
+		return
+	}
+	_, _ = io.WriteString(w, `{"totalTokens":321,"promptTokensDetails":[{"modality":"TEXT","tokenCount":321}]}`)
+}
+
+// bedrockAPI answers in the Bedrock Runtime's documented wire format:
+// CountTokens ({"inputTokens": N}).
+func bedrockAPI(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if r.URL.Path != "/model/"+bedrockModel+"/count-tokens" {
+		w.Header().Set("x-amzn-ErrorType", "UnknownOperationException")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, `{"message":"no such operation"}`)
+		return
+	}
+	_, _ = io.WriteString(w, `{"inputTokens":77}`)
+}
+
+// failing answers 500 in the error shape of the upstream's dialect.
+func failing(body string) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, body)
+	}
+}
+
+const (
+	bedrockModel     = "anthropic.claude-sonnet-4-5-v1:0"
+	awsAccessKey     = "AKIDCOUNTEXAMPLE"
+	awsSecretKey     = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYCOUNTSECRET"
+	geminiServerDown = `{"error":{"code":500,"message":"Internal error encountered.","status":"INTERNAL"}}`
+	bedrockDown      = `{"message":"The server encountered an internal error."}`
+)
+
 type countGateway struct {
 	h                    http.Handler
 	anthropic, down, oai *fakeUpstream
+	gemini, geminiDown   *fakeUpstream
+	bedrock, bedrockDown *fakeUpstream
 	metrics              *server.Metrics
 }
 
+// upstreams names every fake upstream for checkUpstreamCalls.
+func (g *countGateway) upstreams() map[string]*fakeUpstream {
+	return map[string]*fakeUpstream{"anthropic": g.anthropic, "down": g.down, "oai": g.oai,
+		"gemini": g.gemini, "gemini-down": g.geminiDown, "bedrock": g.bedrock, "bedrock-down": g.bedrockDown}
+}
+
 // newCountGateway serves routes claude (an Anthropic target), claude-down
-// (an Anthropic target whose API is overloaded) and gpt (an OpenAI
-// target) with the guard and metering dataplane.Run wires; the key
-// countKey may send one request a minute.
+// (an Anthropic target whose API is overloaded), gpt (an OpenAI target),
+// gemini and bedrock (targets of those types, Bedrock SigV4-signed) and
+// gemini-down and bedrock-down (their counting APIs fail with 500) with the
+// guard and metering dataplane.Run wires; the key countKey may send one
+// request a minute.
 func newCountGateway(t *testing.T) *countGateway {
 	g := &countGateway{
 		anthropic: startUpstream(t, anthropicAPI),
@@ -104,6 +156,10 @@ func newCountGateway(t *testing.T) *countGateway {
 			t.Error("the OpenAI target has no counting API and must not be called")
 			w.WriteHeader(http.StatusInternalServerError)
 		}),
+		gemini:      startUpstream(t, geminiAPI),
+		geminiDown:  startUpstream(t, failing(geminiServerDown)),
+		bedrock:     startUpstream(t, bedrockAPI),
+		bedrockDown: startUpstream(t, failing(bedrockDown)),
 	}
 	tb := &routetable.Table{Keys: []routetable.Key{
 		{ID: "team/app", Namespace: "team", Name: "app", Team: "t", Hash: server.HashKey(countKey), RequestsPerMinute: 1},
@@ -112,25 +168,27 @@ func newCountGateway(t *testing.T) *countGateway {
 			DataPolicy: &routetable.DataPolicy{Action: routetable.DataSovereignOnly}},
 	}}
 	for _, p := range []struct {
-		name, url string
-		typ       routetable.ProviderType
-		model     string
+		route, name, url string
+		typ              routetable.ProviderType
+		model            string
 	}{
-		{"anthropic", g.anthropic.URL, routetable.ProviderAnthropic, "claude-upstream-1"},
-		{"anthropic-down", g.down.URL, routetable.ProviderAnthropic, "claude-upstream-1"},
-		{"openai", g.oai.URL, routetable.ProviderOpenAI, "gpt-upstream"},
+		{"claude", "anthropic", g.anthropic.URL, routetable.ProviderAnthropic, "claude-upstream-1"},
+		{"claude-down", "anthropic-down", g.down.URL, routetable.ProviderAnthropic, "claude-upstream-1"},
+		{"gpt", "openai", g.oai.URL, routetable.ProviderOpenAI, "gpt-upstream"},
+		{"gemini", "gemini", g.gemini.URL, routetable.ProviderGemini, "gemini-upstream-1"},
+		{"gemini-down", "gemini-down", g.geminiDown.URL, routetable.ProviderGemini, "gemini-upstream-1"},
+		{"bedrock", "bedrock", g.bedrock.URL, routetable.ProviderBedrock, bedrockModel},
+		{"bedrock-down", "bedrock-down", g.bedrockDown.URL, routetable.ProviderBedrock, bedrockModel},
 	} {
-		tb.Providers = append(tb.Providers, routetable.Provider{ID: "team/" + p.name, Namespace: "team", Name: p.name, Type: p.typ,
+		prov := routetable.Provider{ID: "team/" + p.name, Namespace: "team", Name: p.name, Type: p.typ,
 			BaseURL: p.url, APIKey: upstreamSecret, Locality: routetable.LocalityExternal, Currency: "USD",
-			Models: []routetable.Model{{Name: p.model, InputPrice: "1.00", OutputPrice: "1.00"}}})
-	}
-	for route, prov := range map[string]string{"claude": "anthropic", "claude-down": "anthropic-down", "gpt": "openai"} {
-		model := "claude-upstream-1"
-		if prov == "openai" {
-			model = "gpt-upstream"
+			Models: []routetable.Model{{Name: p.model, InputPrice: "1.00", OutputPrice: "1.00"}}}
+		if p.typ == routetable.ProviderBedrock {
+			prov.APIKey, prov.Region, prov.AWSAccessKeyID, prov.AWSSecretAccessKey = "", "us-east-1", awsAccessKey, awsSecretKey
 		}
-		tb.Routes = append(tb.Routes, routetable.Route{ID: "team/" + route, Namespace: "team", Name: route, Model: route,
-			Targets: []routetable.Target{{Provider: "team/" + prov, Model: model, Weight: 1}}, Retry: routetable.Retry{Attempts: 1}})
+		tb.Providers = append(tb.Providers, prov)
+		tb.Routes = append(tb.Routes, routetable.Route{ID: "team/" + p.route, Namespace: "team", Name: p.route, Model: p.route,
+			Targets: []routetable.Target{{Provider: "team/" + p.name, Model: p.model, Weight: 1}}, Retry: routetable.Retry{Attempts: 1}})
 	}
 	if err := tb.Finalize(); err != nil {
 		t.Fatal(err)
@@ -195,6 +253,14 @@ func TestCountTokens(t *testing.T) {
 			status: 200, answer: `{"input_tokens":6}`, countBy: "estimated"},
 		{name: "failing counting API is estimated", auth: countHeaders{apiKey: countKey}, body: countBody("claude-down"),
 			status: 200, answer: `{"input_tokens":6}`, countBy: "estimated", upstream: "down"},
+		{name: "gemini counts", auth: countHeaders{apiKey: countKey}, body: countBody("gemini"),
+			status: 200, answer: `{"input_tokens":321}`, countBy: "provider", upstream: "gemini"},
+		{name: "failing gemini countTokens is estimated", auth: countHeaders{apiKey: countKey}, body: countBody("gemini-down"),
+			status: 200, answer: `{"input_tokens":6}`, countBy: "estimated", upstream: "gemini-down"},
+		{name: "bedrock counts", auth: countHeaders{apiKey: countKey}, body: countBody("bedrock"),
+			status: 200, answer: `{"input_tokens":77}`, countBy: "provider", upstream: "bedrock"},
+		{name: "failing bedrock CountTokens is estimated", auth: countHeaders{apiKey: countKey}, body: countBody("bedrock-down"),
+			status: 200, answer: `{"input_tokens":6}`, countBy: "estimated", upstream: "bedrock-down"},
 		{name: "sovereign-only data never leaves", auth: countHeaders{apiKey: countPrivateKey},
 			body:   `{"model":"claude","messages":[{"role":"user","content":"mail jane.doe@example.com"}]}`,
 			status: 200, answer: `{"input_tokens":7}`, countBy: "estimated"},
@@ -217,7 +283,7 @@ func TestCountTokens(t *testing.T) {
 			if rec.Code != tc.status {
 				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
 			}
-			if strings.Contains(rec.Body.String()+headerText(rec.Header()), upstreamSecret) {
+			if out := rec.Body.String() + headerText(rec.Header()); strings.Contains(out, upstreamSecret) || strings.Contains(out, awsSecretKey) {
 				t.Error("the provider credential is echoed")
 			}
 			if tc.status == 200 {
@@ -265,11 +331,11 @@ func headerText(h http.Header) string {
 }
 
 // checkUpstreamCalls checks that only the named upstream was called, once,
-// and that the Anthropic one saw the documented count_tokens request with
-// the provider's credential and the target model.
+// and that it saw its provider's documented counting request with the
+// provider's credential and the target model.
 func checkUpstreamCalls(t *testing.T, g *countGateway, want string) {
 	t.Helper()
-	for name, u := range map[string]*fakeUpstream{"anthropic": g.anthropic, "down": g.down, "oai": g.oai} {
+	for name, u := range g.upstreams() {
 		calls := u.take()
 		if name != want {
 			if len(calls) > 0 {
@@ -280,30 +346,95 @@ func checkUpstreamCalls(t *testing.T, g *countGateway, want string) {
 		if len(calls) != 1 {
 			t.Fatalf("upstream %s called %d times, want once", name, len(calls))
 		}
-		c := calls[0]
-		if c.path != "/v1/messages/count_tokens" {
-			t.Errorf("path %s", c.path)
+		switch name {
+		case "gemini", "gemini-down":
+			checkGeminiCount(t, calls[0])
+		case "bedrock", "bedrock-down":
+			checkBedrockCount(t, calls[0])
+		default:
+			checkAnthropicCount(t, calls[0])
 		}
-		if got := c.header.Get("x-api-key"); got != upstreamSecret {
-			t.Errorf("x-api-key %q, want the provider's credential", got)
+	}
+}
+
+func checkAnthropicCount(t *testing.T, c upstreamCall) {
+	t.Helper()
+	if c.path != "/v1/messages/count_tokens" {
+		t.Errorf("path %s", c.path)
+	}
+	if got := c.header.Get("x-api-key"); got != upstreamSecret {
+		t.Errorf("x-api-key %q, want the provider's credential", got)
+	}
+	if got := c.header.Get("anthropic-version"); got != "2023-06-01" {
+		t.Errorf("anthropic-version %q", got)
+	}
+	if c.header.Get("Authorization") != "" {
+		t.Error("the client's Authorization header reached the provider")
+	}
+	if c.body["model"] != "claude-upstream-1" {
+		t.Errorf("model %v, want the target model", c.body["model"])
+	}
+	for _, f := range []string{"max_tokens", "stream", "temperature"} {
+		if _, ok := c.body[f]; ok {
+			t.Errorf("count_tokens body carries %s: %v", f, c.body)
 		}
-		if got := c.header.Get("anthropic-version"); got != "2023-06-01" {
-			t.Errorf("anthropic-version %q", got)
-		}
-		if c.header.Get("Authorization") != "" {
-			t.Error("the client's Authorization header reached the provider")
-		}
-		if c.body["model"] != "claude-upstream-1" {
-			t.Errorf("model %v, want the target model", c.body["model"])
-		}
-		for _, f := range []string{"max_tokens", "stream", "temperature"} {
-			if _, ok := c.body[f]; ok {
-				t.Errorf("count_tokens body carries %s: %v", f, c.body)
-			}
-		}
-		if len(c.body["messages"].([]any)) != 1 {
-			t.Errorf("messages %v", c.body["messages"])
-		}
+	}
+	if len(c.body["messages"].([]any)) != 1 {
+		t.Errorf("messages %v", c.body["messages"])
+	}
+}
+
+// checkGeminiCount checks a models.countTokens request: the target model in
+// the path and in generateContentRequest, the key in x-goog-api-key.
+func checkGeminiCount(t *testing.T, c upstreamCall) {
+	t.Helper()
+	if c.path != "/v1beta/models/gemini-upstream-1:countTokens" {
+		t.Errorf("path %s", c.path)
+	}
+	if got := c.header.Get("x-goog-api-key"); got != upstreamSecret {
+		t.Errorf("x-goog-api-key %q, want the provider's credential", got)
+	}
+	if c.header.Get("Authorization") != "" || c.header.Get("x-api-key") != "" {
+		t.Error("the client's credential reached the provider")
+	}
+	gcr, _ := c.body["generateContentRequest"].(map[string]any)
+	if len(c.body) != 1 || gcr == nil {
+		t.Fatalf("body is not {generateContentRequest}: %v", c.body)
+	}
+	if gcr["model"] != "models/gemini-upstream-1" {
+		t.Errorf("model %v, want models/gemini-upstream-1", gcr["model"])
+	}
+	if contents, _ := gcr["contents"].([]any); len(contents) != 1 || gcr["systemInstruction"] == nil {
+		t.Errorf("prompt %v", gcr)
+	}
+}
+
+// checkBedrockCount checks a CountTokens request: the target model in the
+// path, a SigV4 signature with the provider's access key and region, and
+// the Converse prompt under input.converse.
+func checkBedrockCount(t *testing.T, c upstreamCall) {
+	t.Helper()
+	if c.path != "/model/"+bedrockModel+"/count-tokens" {
+		t.Errorf("path %s", c.path)
+	}
+	auth := c.header.Get("Authorization")
+	if !strings.HasPrefix(auth, "AWS4-HMAC-SHA256 Credential="+awsAccessKey+"/") || !strings.Contains(auth, "/us-east-1/bedrock/aws4_request") ||
+		c.header.Get("X-Amz-Date") == "" {
+		t.Errorf("not SigV4-signed for the provider: Authorization %q", auth)
+	}
+	if strings.Contains(headerText(c.header), awsSecretKey) || c.header.Get("x-api-key") != "" {
+		t.Error("a secret or the client's credential reached the provider")
+	}
+	input, _ := c.body["input"].(map[string]any)
+	conv, _ := input["converse"].(map[string]any)
+	if len(c.body) != 1 || len(input) != 1 || conv == nil {
+		t.Fatalf("body is not {input: {converse}}: %v", c.body)
+	}
+	if msgs, _ := conv["messages"].([]any); len(msgs) != 1 || conv["system"] == nil {
+		t.Errorf("prompt %v", conv)
+	}
+	if _, ok := conv["inferenceConfig"]; ok {
+		t.Errorf("count body carries inferenceConfig: %v", conv)
 	}
 }
 
