@@ -35,11 +35,11 @@ func dialectOf(r *http.Request) dialect {
 		return openaiDialect{}
 	case strings.HasSuffix(p, "/v1/messages") || strings.HasSuffix(p, countTokensPath):
 		return anthropicDialect{}
-	case strings.Contains(p, ":generateContent") || strings.Contains(p, ":streamGenerateContent"):
+	case strings.Contains(p, ":generateContent") || strings.Contains(p, ":streamGenerateContent") || strings.HasSuffix(p, ":countTokens"):
 		return geminiDialect{}
 	case strings.HasSuffix(p, "/api/chat"):
 		return ollamaDialect{}
-	case strings.HasSuffix(p, "/converse") || strings.HasSuffix(p, "/converse-stream"):
+	case strings.HasSuffix(p, "/converse") || strings.HasSuffix(p, "/converse-stream") || strings.HasSuffix(p, "/count-tokens"):
 		return bedrockDialect{}
 	}
 	return nil

@@ -18,6 +18,10 @@
 // Embeddings endpoints (OpenAI and Azure /embeddings, Ollama /api/embed,
 // Gemini :embedContent and :batchEmbedContents) answer the deterministic
 // vectors of Embedding.
+//
+// Token counting endpoints (Anthropic /v1/messages/count_tokens, Gemini
+// :countTokens, Bedrock /count-tokens) answer the prompt tokens the usage of
+// an answer to the same prompt reports.
 package fakeprovider
 
 import (
@@ -189,8 +193,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.writeError(w, http.StatusNotFound, "this provider has no embeddings endpoint")
 		return
 	}
-	if strings.HasSuffix(r.URL.Path, countTokensPath) {
-		countTokens(w, body)
+	if isCountPath(r.URL.Path) {
+		if c, ok := d.(counter); ok {
+			c.count(w, r, body)
+			return
+		}
+		d.writeError(w, http.StatusNotFound, "this provider has no token counting endpoint")
 		return
 	}
 	conv, stream, err := d.parse(r, body)
