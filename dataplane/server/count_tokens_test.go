@@ -357,19 +357,28 @@ func checkUpstreamCalls(t *testing.T, g *countGateway, want string) {
 	}
 }
 
+// checkKeyed checks the path of a call and that it carries the provider's
+// key in keyHeader and no client credential.
+func checkKeyed(t *testing.T, c upstreamCall, path, keyHeader string) {
+	t.Helper()
+	if c.path != path {
+		t.Errorf("path %s, want %s", c.path, path)
+	}
+	if got := c.header.Get(keyHeader); got != upstreamSecret {
+		t.Errorf("%s %q, want the provider's credential", keyHeader, got)
+	}
+	for _, h := range []string{"Authorization", "x-api-key"} {
+		if h != keyHeader && c.header.Get(h) != "" {
+			t.Errorf("the client's %s header reached the provider", h)
+		}
+	}
+}
+
 func checkAnthropicCount(t *testing.T, c upstreamCall) {
 	t.Helper()
-	if c.path != "/v1/messages/count_tokens" {
-		t.Errorf("path %s", c.path)
-	}
-	if got := c.header.Get("x-api-key"); got != upstreamSecret {
-		t.Errorf("x-api-key %q, want the provider's credential", got)
-	}
+	checkKeyed(t, c, "/v1/messages/count_tokens", "x-api-key")
 	if got := c.header.Get("anthropic-version"); got != "2023-06-01" {
 		t.Errorf("anthropic-version %q", got)
-	}
-	if c.header.Get("Authorization") != "" {
-		t.Error("the client's Authorization header reached the provider")
 	}
 	if c.body["model"] != "claude-upstream-1" {
 		t.Errorf("model %v, want the target model", c.body["model"])
@@ -388,15 +397,7 @@ func checkAnthropicCount(t *testing.T, c upstreamCall) {
 // the path and in generateContentRequest, the key in x-goog-api-key.
 func checkGeminiCount(t *testing.T, c upstreamCall) {
 	t.Helper()
-	if c.path != "/v1beta/models/gemini-upstream-1:countTokens" {
-		t.Errorf("path %s", c.path)
-	}
-	if got := c.header.Get("x-goog-api-key"); got != upstreamSecret {
-		t.Errorf("x-goog-api-key %q, want the provider's credential", got)
-	}
-	if c.header.Get("Authorization") != "" || c.header.Get("x-api-key") != "" {
-		t.Error("the client's credential reached the provider")
-	}
+	checkKeyed(t, c, "/v1beta/models/gemini-upstream-1:countTokens", "x-goog-api-key")
 	gcr, _ := c.body["generateContentRequest"].(map[string]any)
 	if len(c.body) != 1 || gcr == nil {
 		t.Fatalf("body is not {generateContentRequest}: %v", c.body)
