@@ -314,7 +314,7 @@ func (g *Guard) Evaluate(req *openai.ChatRequest, route *routetable.Route, key *
 	}
 	// Only what the struct holds is scanned, so only that may leave: the
 	// client's raw body could carry text in fields Tollgate does not model.
-	req.Raw = nil
+	req.Native = nil
 	st := evaluation{p: p}
 	for i := range req.Messages {
 		m := &req.Messages[i]

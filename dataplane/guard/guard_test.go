@@ -90,11 +90,11 @@ func TestPolicyDropsRawBody(t *testing.T) {
 		{"redact, nothing found", &routetable.DataPolicy{Action: routetable.DataRedact, Detectors: []string{"IBAN"}}, false},
 	} {
 		req := request()
-		req.Raw = []byte(`{"model":"gpt","messages":[],"notes":"` + anEmail + `"}`)
+		req.Native = &openai.Native{Dialect: openai.DialectOpenAI, Body: []byte(`{"model":"gpt","messages":[],"notes":"` + anEmail + `"}`)}
 		if _, aerr := g.Evaluate(req, route(tc.dp), vkey(nil)); aerr != nil {
 			t.Fatalf("%s: %v", tc.name, aerr)
 		}
-		if kept := req.Raw != nil; kept != tc.keepsRaw {
+		if kept := req.Native != nil; kept != tc.keepsRaw {
 			t.Errorf("%s: raw body kept = %v, want %v", tc.name, kept, tc.keepsRaw)
 		}
 	}

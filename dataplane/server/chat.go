@@ -23,7 +23,9 @@ import (
 // inbound is one client-facing API dialect (OpenAI chat completions, or
 // Anthropic messages): how requests are parsed and answers written.
 type inbound interface {
-	parse(body []byte) (*openai.ChatRequest, *openai.APIError)
+	dialect() openai.Dialect
+	// parse reads a request body (and what it needs of the headers).
+	parse(r *http.Request, body []byte) (*openai.ChatRequest, *openai.APIError)
 	writeError(w http.ResponseWriter, e *openai.APIError)
 	writeResponse(w http.ResponseWriter, resp *openai.ChatResponse)
 	// startStream writes the response headers and returns the event writer.
@@ -74,7 +76,7 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, in inbound) {
 		in.writeError(w, aerr)
 		return
 	}
-	req, aerr := in.parse(body)
+	req, aerr := in.parse(r, body)
 	if aerr != nil {
 		in.writeError(w, aerr)
 		return
@@ -379,7 +381,7 @@ func (s *Server) attempt(ctx context.Context, w http.ResponseWriter, rq *request
 			s.m.Attempts.WithLabelValues(prov.Namespace, prov.Name, tg.Model, kind).Inc()
 			return retryable, aerr
 		}
-		if raw, usage, ok := s.rawAnswer(rq, tr, b, target); ok {
+		if raw, usage, ok := s.nativeAnswer(rq, tr, b, target); ok {
 			done(true, time.Since(sent))
 			s.m.Attempts.WithLabelValues(prov.Namespace, prov.Name, tg.Model, "ok").Inc()
 			if isFallback {
@@ -412,9 +414,9 @@ func (s *Server) attempt(ctx context.Context, w http.ResponseWriter, rq *request
 		return answered, nil
 	}
 
-	// Streaming: hold the response until the first translated chunk.
-	cr := tr.ChatStream(resp.Body, target, rq.meta)
-	first, err := cr.Next()
+	// Streaming: hold the response until the first event is in hand.
+	rl := s.relayFor(rq, tr, resp.Body, target)
+	err = rl.next()
 	fired := !stopTimer()
 	if err != nil || fired {
 		done(false, 0)
@@ -438,21 +440,14 @@ func (s *Server) attempt(ctx context.Context, w http.ResponseWriter, rq *request
 		s.m.Fallbacks.WithLabelValues(rq.route.Namespace, rq.route.Name).Inc()
 	}
 	s.setTargetHeaders(w, prov, tg)
-	out := rq.in.startStream(w, rq.meta, rq.req.WantsUsageChunk())
-	var usage *openai.Usage
+	rl.start(w)
 	var streamErr error
-	for c := first; ; {
-		if c.Usage != nil {
-			usage = c.Usage
-		}
-		if rq.verdict.Restore != nil {
-			restoreChunk(c, rq.verdict)
-		}
-		if werr := out.chunk(c); werr != nil {
+	for {
+		if werr := rl.write(); werr != nil {
 			streamErr = werr // client went away: stop reading upstream
 			break
 		}
-		c, err = cr.Next()
+		err = rl.next()
 		if err == io.EOF {
 			break
 		}
@@ -463,33 +458,31 @@ func (s *Server) attempt(ctx context.Context, w http.ResponseWriter, rq *request
 				aerr = openai.NewError(http.StatusBadGateway, openai.TypeServer, "upstream_stream_error", "",
 					fmt.Sprintf("the stream from provider %s broke off: %v", prov.Name, safeErr(err)))
 			}
-			out.end(aerr)
+			rl.end(aerr)
 			break
 		}
 	}
 	if streamErr == nil {
-		out.end(nil)
+		rl.end(nil)
 	}
 	status := http.StatusOK
 	if streamErr != nil {
 		status = 599 // stream started and then failed; counted apart from clean answers
 	}
-	s.finish(rq, prov, tg.Model, usage, status, true, ttft)
+	s.finish(rq, prov, tg.Model, rl.usage(), status, true, ttft)
 	return answered, nil
 }
 
-// rawAnswer is the upstream's answer edited in place (RawResponder), when
-// the client speaks the upstream's dialect and nothing in the answer has to
-// change on the way back (no redacted value to restore).
-func (s *Server) rawAnswer(rq *request, tr translate.Translator, body []byte, target translate.Target) ([]byte, *openai.Usage, bool) {
-	rr, ok := tr.(translate.RawResponder)
-	if !ok || rq.verdict.Restore != nil {
+// nativeAnswer is the upstream's answer edited in place
+// (translate.NativeResponder), when the client speaks the provider's
+// dialect and nothing in the answer has to change on the way back (no
+// redacted value to restore).
+func (s *Server) nativeAnswer(rq *request, tr translate.Translator, body []byte, target translate.Target) ([]byte, *openai.Usage, bool) {
+	nr, ok := tr.(translate.NativeResponder)
+	if !ok || nr.Dialect() != rq.in.dialect() || rq.verdict.Restore != nil {
 		return nil, nil, false
 	}
-	if _, openaiClient := rq.in.(openaiInbound); !openaiClient {
-		return nil, nil, false
-	}
-	return rr.ChatResponseBytes(body, target, rq.meta)
+	return nr.ChatResponseBytes(body, target, rq.meta)
 }
 
 func errOr(err, fallback error) error {

@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"strconv"
+	"strings"
 
 	"tollgate.dev/tollgate/dataplane/schema/openai"
 	"tollgate.dev/tollgate/dataplane/sse"
@@ -13,15 +14,24 @@ import (
 // handleMessages serves the Anthropic Messages API inbound, so
 // Anthropic-native clients can be routed to any provider: the request is
 // parsed into the canonical form and answers are written back in
-// Anthropic's format, streams included.
+// Anthropic's format, streams included. Routed to an Anthropic provider,
+// request and answer pass natively (see translate/anthropic's native.go).
 func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) {
 	s.serveChat(w, r, anthropicInbound{})
 }
 
 type anthropicInbound struct{}
 
-func (anthropicInbound) parse(body []byte) (*openai.ChatRequest, *openai.APIError) {
-	return anthropic.ParseMessagesRequest(body)
+func (anthropicInbound) dialect() openai.Dialect { return openai.DialectAnthropic }
+
+// parse also keeps the client's anthropic-beta header with its body, for a
+// request sent on natively to an Anthropic provider.
+func (anthropicInbound) parse(r *http.Request, body []byte) (*openai.ChatRequest, *openai.APIError) {
+	req, aerr := anthropic.ParseMessagesRequest(body)
+	if aerr == nil && req.Native != nil {
+		req.Native.Beta = strings.Join(r.Header.Values("anthropic-beta"), ",")
+	}
+	return req, aerr
 }
 
 func (anthropicInbound) writeError(w http.ResponseWriter, e *openai.APIError) {

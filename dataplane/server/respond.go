@@ -16,7 +16,9 @@ import (
 // openaiInbound is the OpenAI Chat Completions dialect.
 type openaiInbound struct{}
 
-func (openaiInbound) parse(body []byte) (*openai.ChatRequest, *openai.APIError) {
+func (openaiInbound) dialect() openai.Dialect { return openai.DialectOpenAI }
+
+func (openaiInbound) parse(_ *http.Request, body []byte) (*openai.ChatRequest, *openai.APIError) {
 	return oaitr.ParseChatRequest(body)
 }
 

@@ -35,7 +35,7 @@ func WithoutCarriedState(req *openai.ChatRequest) *openai.ChatRequest {
 		return req
 	}
 	out := *req
-	out.Raw = nil
+	out.Native = nil
 	out.Messages = make([]openai.Message, len(req.Messages))
 	copy(out.Messages, req.Messages)
 	for i := range out.Messages {

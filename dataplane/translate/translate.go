@@ -75,15 +75,37 @@ type ChunkReader interface {
 	Next() (*openai.ChatChunk, error)
 }
 
-// RawResponder is implemented by translators whose upstream already speaks
-// the OpenAI dialect. ChatResponseBytes returns a non-streaming answer as
-// the OpenAI client gets it, edited in place from the upstream's bytes,
-// and its usage; ok is false when the answer needs ChatResponse's
-// normalisation, and then the caller uses ChatResponse. What a client
-// decodes from the bytes equals what ChatResponse returns, except that
-// fields the schema does not model are kept.
-type RawResponder interface {
+// NativeResponder is implemented by translators whose provider speaks a
+// client dialect (the OpenAI family speaks OpenAI's, Anthropic its own).
+// ChatResponseBytes returns a non-streaming answer as a client of that
+// dialect gets it, made from the provider's own bytes with only the
+// envelope replaced (id, model), and its usage; ok is false when the
+// answer needs the canonical path, and then the caller uses ChatResponse.
+// Everything the canonical form does not model reaches the client.
+type NativeResponder interface {
+	Dialect() openai.Dialect
 	ChatResponseBytes(body []byte, t Target, meta StreamMeta) (out []byte, usage *openai.Usage, ok bool)
+}
+
+// NativeStreamer is NativeResponder for streams: the provider's events
+// reach a client of the same dialect as they came, envelope replaced.
+type NativeStreamer interface {
+	Dialect() openai.Dialect
+	ChatStreamNative(body io.Reader, t Target, meta StreamMeta) EventReader
+}
+
+// EventReader yields a provider's stream events as the client gets them.
+// Errors follow ChunkReader's contract: io.EOF after the last event, an
+// *openai.APIError for an error the provider reported, io.ErrUnexpectedEOF
+// when the stream ended before its end marker; the first error sticks.
+type EventReader interface {
+	// Next returns the next event to forward; name may be empty.
+	Next() (name string, data []byte, err error)
+	// Usage is the usage the provider reported so far, nil if none.
+	Usage() *openai.Usage
+	// ErrorEvent renders a failure after the stream started the way the
+	// dialect reports one in-stream.
+	ErrorEvent(err error) (name string, data []byte)
 }
 
 // Embedder is implemented by translators whose provider has embeddings.

@@ -45,13 +45,41 @@ type ChatRequest struct {
 
 	Metadata map[string]string `json:"metadata,omitempty"`
 
-	// Raw is the client's JSON body this request was decoded from, while
-	// the struct still says all it says: translators for the same dialect
-	// may forward it (edited where they must) instead of re-encoding the
-	// struct, which keeps fields the struct does not model. Whoever changes
-	// the struct after parsing, or must not let unmodelled fields leave
-	// (a data policy scans only the struct), sets it to nil.
-	Raw []byte `json:"-"`
+	// Native is the client's own request, while the struct still says all
+	// it says: a translator whose provider speaks the client's dialect may
+	// send it (edited where it must) instead of encoding the struct, which
+	// keeps what the struct does not model. Whoever changes the struct after
+	// parsing, or must not let unmodelled fields leave (a data policy scans
+	// only the struct), sets it to nil.
+	Native *Native `json:"-"`
+}
+
+// Native is a client's request in its own API dialect.
+type Native struct {
+	Dialect Dialect
+	// Body is the client's JSON body.
+	Body []byte
+	// Beta is the client's anthropic-beta header (Anthropic dialect): the
+	// features it turned on, which the provider must be told about too.
+	Beta string
+}
+
+// Dialect is an API shape clients and providers speak.
+type Dialect uint8
+
+// Dialects.
+const (
+	DialectOpenAI    Dialect = iota + 1 // Chat Completions
+	DialectAnthropic                    // Messages
+)
+
+// NativeBody returns the client's own body when it is in dialect d and
+// still matches the struct, else nil.
+func (r *ChatRequest) NativeBody(d Dialect) []byte {
+	if r.Native == nil || r.Native.Dialect != d {
+		return nil
+	}
+	return r.Native.Body
 }
 
 // StreamOptions is the stream_options object.

@@ -29,6 +29,10 @@ import (
 //     expect usage in message_delta;
 //   - top_k and cache_control have no canonical field and are ignored;
 //     Anthropic server tools (web search, code execution, ...) are rejected.
+//
+// The body is kept in Native, so a request routed to an Anthropic provider
+// is sent as the client wrote it (see Translator.ChatRequest) and none of
+// the above loses anything there.
 func ParseMessagesRequest(body []byte) (*openai.ChatRequest, *openai.APIError) {
 	var in wire.MessagesRequest
 	if err := json.Unmarshal(body, &in); err != nil {
@@ -104,6 +108,7 @@ func ParseMessagesRequest(body []byte) (*openai.ChatRequest, *openai.APIError) {
 			return nil, badRequest("thinking.type", "thinking.type: must be \"enabled\", \"disabled\" or \"adaptive\", got %q", th.Type)
 		}
 	}
+	out.Native = &openai.Native{Dialect: openai.DialectAnthropic, Body: body}
 	return out, nil
 }
 

@@ -72,19 +72,24 @@ var _ translate.Translator = Translator{}
 // ChatRequest builds POST {BaseURL}/v1/messages with x-api-key and
 // anthropic-version headers. Provider.Headers are applied first, so they can
 // add headers (anthropic-beta, ...) but never replace the credential, the
-// version or the content type.
+// version or the content type. A request from a Messages API client that
+// still has its own body (Native) sends that body, model replaced, with the
+// client's anthropic-beta features added to the provider's; any other is
+// translated from the canonical form (BuildRequest).
 func (Translator) ChatRequest(ctx context.Context, req *openai.ChatRequest, t translate.Target) (*http.Request, error) {
 	if t.Provider == nil {
 		return nil, fmt.Errorf("anthropic: target has no provider")
 	}
 	req = translate.WithoutCarriedState(req) // tool_use ids must match ^[a-zA-Z0-9_-]+$ and stay short
-	body, err := BuildRequest(req, t.Model, t.Provider)
-	if err != nil {
-		return nil, err
-	}
-	b, err := json.Marshal(body)
-	if err != nil {
-		return nil, fmt.Errorf("anthropic: encode request: %w", err)
+	b := nativeBody(req, t.Model)
+	if b == nil {
+		body, err := BuildRequest(req, t.Model, t.Provider)
+		if err != nil {
+			return nil, err
+		}
+		if b, err = json.Marshal(body); err != nil {
+			return nil, fmt.Errorf("anthropic: encode request: %w", err)
+		}
 	}
 	url := strings.TrimRight(t.Provider.BaseURL, "/") + "/v1/messages"
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
@@ -97,6 +102,9 @@ func (Translator) ChatRequest(ctx context.Context, req *openai.ChatRequest, t tr
 	version := t.Provider.APIVersion
 	if version == "" {
 		version = wire.DefaultVersion
+	}
+	if req.Native != nil && req.Native.Beta != "" {
+		hr.Header.Set("anthropic-beta", betaHeader(hr.Header.Get("anthropic-beta"), req.Native.Beta))
 	}
 	hr.Header.Set("x-api-key", t.Provider.APIKey)
 	hr.Header.Set("anthropic-version", version)

@@ -120,18 +120,9 @@ func (r *StreamReader) handle(ev *wire.StreamEvent) {
 		if ev.Delta != nil && ev.Delta.StopReason != nil {
 			r.stopReason = *ev.Delta.StopReason
 		}
-		if u := ev.Usage; u != nil {
+		if ev.Usage != nil {
 			r.haveUsage = true
-			r.usage.OutputTokens = u.OutputTokens
-			if u.InputTokens != nil {
-				r.usage.InputTokens = *u.InputTokens
-			}
-			if u.CacheReadInputTokens != nil {
-				r.usage.CacheReadInputTokens = *u.CacheReadInputTokens
-			}
-			if u.CacheCreationInputTokens != nil {
-				r.usage.CacheCreationInputTokens = *u.CacheCreationInputTokens
-			}
+			mergeDeltaUsage(&r.usage, ev.Usage)
 		}
 		if ev.Delta != nil && ev.Delta.StopReason != nil {
 			r.finish()
@@ -278,3 +269,18 @@ func (r *StreamReader) emit(d openai.Delta, finish *string) {
 }
 
 func intPtr(i int) *int { return &i }
+
+// mergeDeltaUsage applies a message_delta's usage, which is cumulative:
+// output tokens always, input and cache counts when the event has them.
+func mergeDeltaUsage(u *wire.Usage, d *wire.DeltaUsage) {
+	u.OutputTokens = d.OutputTokens
+	if d.InputTokens != nil {
+		u.InputTokens = *d.InputTokens
+	}
+	if d.CacheReadInputTokens != nil {
+		u.CacheReadInputTokens = *d.CacheReadInputTokens
+	}
+	if d.CacheCreationInputTokens != nil {
+		u.CacheCreationInputTokens = *d.CacheCreationInputTokens
+	}
+}

@@ -44,7 +44,7 @@ func TestAgainstFakeProvider(t *testing.T) {
 					t.Fatalf("first turn: %+v %q %+v", msg, finish, usage)
 				}
 				req.Messages = append(req.Messages, msg, openai.Message{Role: openai.RoleTool, ToolCallID: msg.ToolCalls[0].ID, Content: openai.TextContent("sunny")})
-				req.Raw = nil // the struct no longer says what the client's bytes say
+				req.Native = nil // the struct no longer says what the client's bytes say
 				msg, finish, _ = roundTrip(t, tr, req, tg)
 				if finish != openai.FinishStop || msg.Content.PlainText() != "tool said: sunny" {
 					t.Fatalf("second turn: %+v %q", msg, finish)

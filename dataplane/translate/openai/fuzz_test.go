@@ -152,11 +152,11 @@ func FuzzPassthroughBody(f *testing.F) {
 	f.Add([]byte(`{"model":"m","max_tokens":5,"max_completion_tokens":null,"messages":[{"role":"user","content":"\u00e9\ud800"}],"x":{"y":[1,2,{"z":null}]}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, aerr := ParseChatRequest(body)
-		if aerr != nil || req.Raw == nil {
+		if aerr != nil || req.Native == nil {
 			return
 		}
 		canonical := *req
-		canonical.Raw = nil
+		canonical.Native = nil
 		for _, tr := range []*Translator{NewOpenAI(), NewAzure(), NewCompatible()} {
 			want, err := tr.ChatBody(&canonical, "target-model")
 			if err != nil {

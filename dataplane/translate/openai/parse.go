@@ -49,7 +49,7 @@ const (
 // does a slower diagnostic pass walk the body to name the field at fault.
 // Normalisations (so that what is accepted re-marshals to the same value):
 // a JSON null tool parameters or json_schema.schema becomes absent, an
-// empty stop array becomes absent. The request keeps the body in Raw
+// empty stop array becomes absent. The request keeps the body in Native
 // unless a normalisation changed what it says, so an OpenAI-dialect
 // upstream can get the client's own bytes, fields Tollgate does not model
 // included (see Translator.ChatBody); other translators use the struct.
@@ -61,7 +61,7 @@ func ParseChatRequest(body []byte) (*openai.ChatRequest, *openai.APIError) {
 	if err := json.Unmarshal(body, req); err != nil {
 		return nil, decodeError(body, err, reflect.TypeFor[openai.ChatRequest]())
 	}
-	req.Raw = body // validateChat clears it when it normalises a field
+	req.Native = &openai.Native{Dialect: openai.DialectOpenAI, Body: body} // validateChat clears it when it normalises a field
 	if err := validateChat(body, req); err != nil {
 		return nil, err
 	}

@@ -13,7 +13,7 @@ import (
 	"tollgate.dev/tollgate/dataplane/translate"
 )
 
-// passthroughBody is ChatBody built from the client's own bytes (req.Raw)
+// passthroughBody is ChatBody built from the client's own bytes (req.Native)
 // rather than from the struct: top-level members are copied as they came,
 // in their order, except those the flavor's rules (see ChatBody) change —
 // model, stream_options, max_tokens / max_completion_tokens, metadata, and
@@ -29,7 +29,7 @@ import (
 // a modelled key given twice, a key with escapes, invalid UTF-8 (which the
 // struct holds as U+FFFD), nesting deeper than the scanner follows.
 func (t *Translator) passthroughBody(req *openai.ChatRequest, msgs []openai.Message, model string) ([]byte, bool) {
-	raw := req.Raw
+	raw := req.NativeBody(openai.DialectOpenAI)
 	if len(raw) == 0 || !utf8.Valid(raw) {
 		return nil, false
 	}
@@ -138,7 +138,11 @@ func foldsToChatField(key []byte) bool {
 	return false
 }
 
-// ChatResponseBytes implements translate.RawResponder: the answer as the
+// Dialect implements translate.NativeResponder: every flavor answers in
+// OpenAI's Chat Completions shape.
+func (t *Translator) Dialect() openai.Dialect { return openai.DialectOpenAI }
+
+// ChatResponseBytes implements translate.NativeResponder: the answer as the
 // client gets it, made from the upstream's own bytes with only the
 // envelope (id, object, created, model) replaced by the gateway's stable
 // values, as ChatResponse would set them. Everything else, fields

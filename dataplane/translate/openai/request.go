@@ -230,18 +230,18 @@ type azureChatBody struct {
 //     implement) and developer becomes system (chat templates of open
 //     models know system, not developer); reasoning_content is kept.
 //
-// A request that still holds the client's bytes (Raw) is sent as those
+// A request that still holds the client's OpenAI-dialect bytes (Native) is sent as those
 // bytes with the same rules applied member by member (passthroughBody), so
 // fields Tollgate does not model reach the upstream too.
 func (t *Translator) ChatBody(req *openai.ChatRequest, model string) ([]byte, error) {
 	msgs := t.historyFor(req.Messages)
-	if req.Raw != nil {
+	if req.NativeBody(openai.DialectOpenAI) != nil {
 		if b, ok := t.passthroughBody(req, msgs, model); ok {
 			return b, nil
 		}
 	}
 	out := *req
-	out.Raw = nil
+	out.Native = nil
 	out.Model = model
 	if req.Stream {
 		out.StreamOptions = &includeUsage

@@ -38,7 +38,7 @@ func validateChat(body []byte, req *openai.ChatRequest) *openai.APIError {
 		return invalid(CodeInvalidValue, "stream_options", "the 'stream_options' parameter is only allowed when 'stream' is enabled")
 	}
 	if len(req.Stop) == 0 && req.Stop != nil {
-		req.Stop, req.Raw = nil, nil
+		req.Stop, req.Native = nil, nil
 	}
 	return nil
 }
@@ -242,7 +242,7 @@ func validateTools(req *openai.ChatRequest) *openai.APIError {
 		switch {
 		case len(params) == 0 || bytes.Equal(params, []byte("null")):
 			if t.Function.Parameters != nil {
-				t.Function.Parameters, req.Raw = nil, nil
+				t.Function.Parameters, req.Native = nil, nil
 			}
 		case params[0] != '{':
 			return invalid(CodeInvalidType, p()+".function.parameters", "invalid type for '%s.function.parameters': expected an object (a JSON Schema)", p())
@@ -342,7 +342,7 @@ func validateResponseFormat(req *openai.ChatRequest) *openai.APIError {
 	switch {
 	case len(schema) == 0 || bytes.Equal(schema, []byte("null")):
 		if js.Schema != nil {
-			js.Schema, req.Raw = nil, nil
+			js.Schema, req.Native = nil, nil
 		}
 	case schema[0] != '{':
 		return invalid(CodeInvalidType, "response_format.json_schema.schema", "invalid type for 'response_format.json_schema.schema': expected an object (a JSON Schema)")

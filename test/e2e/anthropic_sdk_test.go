@@ -1,0 +1,144 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/anthropics/anthropic-sdk-go/v2"
+	"github.com/anthropics/anthropic-sdk-go/v2/option"
+
+	"tollgate.dev/tollgate/dataplane/routetable"
+)
+
+// anthropicClient is the official Anthropic SDK pointed at the gateway,
+// as Claude clients and Anthropic-SDK apps use it.
+func (g *gateway) anthropicClient(opts ...option.RequestOption) anthropic.Client {
+	return anthropic.NewClient(append([]option.RequestOption{option.WithBaseURL(g.URL), option.WithAPIKey(testKey), option.WithMaxRetries(0)}, opts...)...)
+}
+
+var sdkWeatherTool = anthropic.ToolUnionParamOfTool(anthropic.ToolInputSchemaParam{
+	Properties: map[string]any{"input": map[string]any{"type": "string"}},
+	Required:   []string{"input"},
+}, "get_weather")
+
+// TestAnthropicSDKEveryProvider: the Anthropic SDK's Messages calls, whole
+// and streamed (accumulated by the SDK), and a tool loop, answered by every
+// provider type through /v1/messages.
+func TestAnthropicSDKEveryProvider(t *testing.T) {
+	g := startGateway(t)
+	c := g.anthropicClient()
+	for _, at := range allTypes {
+		t.Run(string(at.typ), func(t *testing.T) {
+			params := anthropic.MessageNewParams{Model: anthropic.Model(at.model), MaxTokens: 256,
+				Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi from the sdk"))}}
+			msg, err := c.Messages.New(ctx(t), params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := text(*msg); got != "echo: hi from the sdk" || msg.StopReason != anthropic.StopReasonEndTurn || msg.Usage.OutputTokens == 0 {
+				t.Fatalf("message %q stop %q usage %+v", got, msg.StopReason, msg.Usage)
+			}
+
+			stream := c.Messages.NewStreaming(ctx(t), params)
+			var acc anthropic.Message
+			for stream.Next() {
+				if err := acc.Accumulate(stream.Current()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := stream.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if got := text(acc); got != "echo: hi from the sdk" || acc.StopReason != anthropic.StopReasonEndTurn || string(acc.Model) != at.model {
+				t.Fatalf("streamed message %q stop %q model %q", got, acc.StopReason, acc.Model)
+			}
+
+			params.Tools = []anthropic.ToolUnionParam{sdkWeatherTool}
+			params.Messages = []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("weather in Paris"))}
+			call, err := c.Messages.New(ctx(t), params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var use anthropic.ToolUseBlock
+			for _, b := range call.Content {
+				if b.Type == "tool_use" {
+					use = b.AsToolUse()
+				}
+			}
+			if call.StopReason != anthropic.StopReasonToolUse || use.Name != "get_weather" || use.ID == "" {
+				t.Fatalf("tool call: stop %q block %+v", call.StopReason, use)
+			}
+			params.Messages = append(params.Messages, call.ToParam(), anthropic.NewUserMessage(anthropic.NewToolResultBlock(use.ID, "sunny", false)))
+			final, err := c.Messages.New(ctx(t), params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := text(*final); got != "tool said: sunny" {
+				t.Fatalf("after the tool result: %q", got)
+			}
+		})
+	}
+}
+
+// TestAnthropicNative: routed to an Anthropic provider, a Messages request
+// goes upstream as the client wrote it (prompt caching, top_k, its beta
+// features), and the answer comes back as Anthropic wrote it, with the
+// gateway's id and the client's model name.
+func TestAnthropicNative(t *testing.T) {
+	g := startGateway(t)
+	fake := g.fakes[routetable.ProviderAnthropic]
+	c := g.anthropicClient(option.WithHeader("anthropic-beta", "context-1m-2025-08-07"), option.WithJSONSet("top_k", 40))
+	params := anthropic.MessageNewParams{Model: "via-anthropic", MaxTokens: 256,
+		System:   []anthropic.TextBlockParam{{Text: "Be brief.", CacheControl: anthropic.NewCacheControlEphemeralParam()}},
+		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))}}
+	for _, streamed := range []bool{false, true} {
+		fake.Reset()
+		var msg anthropic.Message
+		if streamed {
+			stream := c.Messages.NewStreaming(ctx(t), params)
+			for stream.Next() {
+				if err := msg.Accumulate(stream.Current()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := stream.Err(); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			m, err := c.Messages.New(ctx(t), params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg = *m
+		}
+		if text(msg) != "echo: hi" || msg.Model != "via-anthropic" || !strings.HasPrefix(msg.ID, "msg_") || msg.ID == "msg_fake" {
+			t.Errorf("streamed=%v: answer %q model %q id %q", streamed, text(msg), msg.Model, msg.ID)
+		}
+		reqs := fake.Requests()
+		if len(reqs) != 1 {
+			t.Fatalf("streamed=%v: provider got %d requests", streamed, len(reqs))
+		}
+		body := string(reqs[0].Body)
+		for _, want := range []string{`"cache_control":{"type":"ephemeral"}`, `"top_k":40`, `"model":"upstream-anthropic"`} {
+			if !strings.Contains(body, want) {
+				t.Errorf("streamed=%v: upstream body lacks %s:\n%s", streamed, want, body)
+			}
+		}
+		if beta := reqs[0].Header.Get("anthropic-beta"); !strings.Contains(beta, "context-1m-2025-08-07") {
+			t.Errorf("streamed=%v: anthropic-beta upstream = %q", streamed, beta)
+		}
+		if key := reqs[0].Header.Get("x-api-key"); key == testKey || key == "" {
+			t.Errorf("streamed=%v: upstream x-api-key is the client's key or empty", streamed)
+		}
+	}
+}
+
+func text(m anthropic.Message) string {
+	var b strings.Builder
+	for _, blk := range m.Content {
+		if blk.Type == "text" {
+			b.WriteString(blk.Text)
+		}
+	}
+	return b.String()
+}
