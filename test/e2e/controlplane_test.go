@@ -7,79 +7,30 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	gatewayv1 "tollgate.dev/tollgate/api/v1alpha1"
 	"tollgate.dev/tollgate/test/fakeprovider"
+	"tollgate.dev/tollgate/test/stack"
 )
-
-// process is a tollgate subprocess whose output goes to a log file.
-type process struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-}
-
-func startProcess(t *testing.T, bin, dir, name string, args ...string) *process {
-	t.Helper()
-	logPath := filepath.Join(dir, name+".log")
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	p := &process{name: name, cmd: cmd, log: logPath}
-	t.Cleanup(func() { p.stop() })
-	return p
-}
-
-// stop sends SIGTERM and waits (bounded) for the process to exit.
-func (p *process) stop() {
-	if p.cmd.ProcessState != nil || p.cmd.Process == nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-done
-	}
-}
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	addr, err := stack.FreeAddr()
+	must(t, err)
+	return addr
 }
 
 // buildTollgate builds the tollgate binary from this checkout.
@@ -98,16 +49,146 @@ func buildTollgate(t *testing.T, dir string) string {
 // returns how long that took.
 func eventually(t *testing.T, within time.Duration, what string, f func() error) time.Duration {
 	t.Helper()
-	start := time.Now()
-	var err error
-	for time.Since(start) < within {
-		if err = f(); err == nil {
-			return time.Since(start)
-		}
-		time.Sleep(25 * time.Millisecond)
+	d, err := stack.Eventually(context.Background(), within, 25*time.Millisecond, f)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
-	t.Fatalf("%s: not within %v: %v", what, within, err)
-	return 0
+	return d
+}
+
+// controlPlane is a real API server, the controller and two data-plane
+// replicas (subprocesses of a tollgate binary built from this checkout),
+// with namespace team-a holding LLMProvider "openai" (models gpt-a, gpt-b
+// and gpt-c) and VirtualKey "app". Everything stops when the test ends;
+// if it failed, the tail of every process log is logged.
+type controlPlane struct {
+	api            *stack.APIServer
+	cl             client.Client
+	ctx            context.Context
+	gw             *stack.Gateway
+	dir            string
+	providerSecret string // the provider API key in Secret "openai"
+	key            string // VirtualKey "app"'s issued key
+}
+
+const ns = "team-a"
+
+func startControlPlane(t *testing.T, providerURL string) *controlPlane {
+	t.Helper()
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		t.Skip("KUBEBUILDER_ASSETS is not set: run `make test` (it builds the API server binaries)")
+	}
+	cp := &controlPlane{dir: t.TempDir(), providerSecret: "sk-e2e-provider-" + randomHex(16)}
+	bin := buildTollgate(t, cp.dir)
+	var err error
+	if cp.api, err = stack.StartAPIServer(filepath.Join("..", "..", "config", "crd", "bases"), cp.dir, "tollgate-e2e"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cp.api.Stop() })
+	cp.cl = cp.api.Client
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	t.Cleanup(cancel)
+	cp.ctx = ctx
+
+	must(t, cp.cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	must(t, cp.cl.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "openai", Namespace: ns}, StringData: map[string]string{"apiKey": cp.providerSecret}}))
+	must(t, cp.cl.Create(ctx, &gatewayv1.LLMProvider{ObjectMeta: metav1.ObjectMeta{Name: "openai", Namespace: ns}, Spec: gatewayv1.LLMProviderSpec{
+		Type: gatewayv1.ProviderType("OpenAI"), Endpoint: providerURL,
+		Credentials: &gatewayv1.ProviderCredentials{APIKey: &gatewayv1.SecretKeySelector{Name: "openai", Key: "apiKey"}},
+		Models: []gatewayv1.ModelSpec{
+			{Name: "gpt-a", InputPrice: inputPrice, OutputPrice: outputPrice},
+			{Name: "gpt-b", InputPrice: inputPrice, OutputPrice: outputPrice},
+			{Name: "gpt-c", InputPrice: inputPrice, OutputPrice: outputPrice},
+		},
+	}}))
+	must(t, cp.cl.Create(ctx, &gatewayv1.VirtualKey{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns}, Spec: gatewayv1.VirtualKeySpec{Team: "search",
+		Budget: &gatewayv1.Budget{Amount: "100", Currency: "USD", Period: "Monthly"}}}))
+
+	if cp.gw, err = stack.StartGateway(stack.Options{Bin: bin, Dir: cp.dir, Kubeconfig: cp.api.Kubeconfig,
+		Listen:          []string{freeAddr(t), freeAddr(t)},
+		ControllerFlags: []string{"--metrics-addr", "0", "--health-addr", freeAddr(t)},
+		DataPlaneFlags:  []string{"--shutdown-grace", "5s"}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cp.gw.Stop)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, l := range cp.logs() {
+				b, _ := os.ReadFile(l)
+				t.Logf("==> %s\n%s", filepath.Base(l), tail(string(b), 4000))
+			}
+		}
+	})
+	eventually(t, 60*time.Second, "the controller issues the VirtualKey's secret key", func() (err error) {
+		if cp.key, err = stack.Key(ctx, cp.cl, ns, "app"); err == nil && !strings.HasPrefix(cp.key, "tg-") {
+			err = fmt.Errorf("key %q... has no tg- prefix", cp.key[:min(3, len(cp.key))])
+		}
+		return err
+	})
+	return cp
+}
+
+// logs lists every process log of the run.
+func (cp *controlPlane) logs() []string {
+	logs, _ := filepath.Glob(filepath.Join(cp.dir, "*.log"))
+	return logs
+}
+
+// createRoute creates Route "chat" to model and returns how long until both
+// replicas served it (at most within).
+func (cp *controlPlane) createRoute(t *testing.T, model string, within time.Duration) time.Duration {
+	t.Helper()
+	must(t, cp.cl.Create(cp.ctx, &gatewayv1.Route{ObjectMeta: metav1.ObjectMeta{Name: "chat", Namespace: ns}, Spec: gatewayv1.RouteSpec{
+		Model: "chat", Targets: []gatewayv1.RouteTarget{{Provider: "openai", Model: model}},
+	}}))
+	return eventually(t, within, "both replicas serve a new Route", cp.allServe(model))
+}
+
+// served asks replica base for model "chat" and returns the upstream model
+// that answered.
+func (cp *controlPlane) served(c *http.Client, base string) (string, error) {
+	req, _ := http.NewRequestWithContext(cp.ctx, "POST", base+"/v1/chat/completions",
+		strings.NewReader(`{"model":"chat","messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer "+cp.key)
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%d %s", resp.StatusCode, b)
+	}
+	return resp.Header.Get("x-tollgate-model"), nil
+}
+
+func (cp *controlPlane) allServe(model string) func() error {
+	return func() error {
+		for _, r := range cp.gw.URLs {
+			got, err := cp.served(http.DefaultClient, r)
+			if err != nil {
+				return fmt.Errorf("%s: %w", r, err)
+			}
+			if got != model {
+				return fmt.Errorf("%s served by %q, want %q", r, got, model)
+			}
+		}
+		return nil
+	}
+}
+
+// setTarget points Route "chat" at model, retrying while the controller
+// writes status concurrently, as kubectl apply would.
+func (cp *controlPlane) setTarget(t *testing.T, model string) {
+	t.Helper()
+	eventually(t, 30*time.Second, "update the Route", func() error {
+		var rt gatewayv1.Route
+		if err := cp.cl.Get(cp.ctx, types.NamespacedName{Namespace: ns, Name: "chat"}, &rt); err != nil {
+			return err
+		}
+		rt.Spec.Targets[0].Model = model
+		return cp.cl.Update(cp.ctx, &rt)
+	})
 }
 
 // TestControlPlaneEndToEnd runs the real thing: kube-apiserver + etcd,
@@ -117,144 +198,15 @@ func eventually(t *testing.T, within time.Duration, what string, f func() error)
 // replicas keep serving while the controller is down and resync when it
 // returns; no secret appears in any log.
 func TestControlPlaneEndToEnd(t *testing.T) {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		t.Skip("KUBEBUILDER_ASSETS is not set: run `make test` (it builds the API server binaries)")
-	}
-	dir := t.TempDir()
-	bin := buildTollgate(t, dir)
-
-	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("start API server: %v", err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	user, err := env.AddUser(envtest.User{Name: "tollgate-e2e", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = gatewayv1.AddToScheme(scheme)
-	cl, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-
 	fake := fakeprovider.Start(fakeprovider.Behavior{})
 	defer fake.Close()
-	const ns = "team-a"
-	providerSecret := "sk-e2e-provider-" + randomHex(16)
-	must(t, cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
-	must(t, cl.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "openai", Namespace: ns}, StringData: map[string]string{"apiKey": providerSecret}}))
-	must(t, cl.Create(ctx, &gatewayv1.LLMProvider{ObjectMeta: metav1.ObjectMeta{Name: "openai", Namespace: ns}, Spec: gatewayv1.LLMProviderSpec{
-		Type: gatewayv1.ProviderType("OpenAI"), Endpoint: fake.URL,
-		Credentials: &gatewayv1.ProviderCredentials{APIKey: &gatewayv1.SecretKeySelector{Name: "openai", Key: "apiKey"}},
-		Models: []gatewayv1.ModelSpec{
-			{Name: "gpt-a", InputPrice: inputPrice, OutputPrice: outputPrice},
-			{Name: "gpt-b", InputPrice: inputPrice, OutputPrice: outputPrice},
-			{Name: "gpt-c", InputPrice: inputPrice, OutputPrice: outputPrice},
-		},
-	}}))
-	must(t, cl.Create(ctx, &gatewayv1.VirtualKey{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns}, Spec: gatewayv1.VirtualKeySpec{Team: "search",
-		Budget: &gatewayv1.Budget{Amount: "100", Currency: "USD", Period: "Monthly"}}}))
-
-	token := randomHex(32)
-	tokenFile := filepath.Join(dir, "push-token")
-	must(t, os.WriteFile(tokenFile, []byte(token), 0o600))
-	pushAddr := freeAddr(t)
-	controllerArgs := []string{"controller", "--kubeconfig", kubeconfig, "--leader-elect=false", "--push-addr", pushAddr,
-		"--push-auth", "static", "--push-token-file", tokenFile, "--metrics-addr", "0", "--health-addr", freeAddr(t)}
-	controller := startProcess(t, bin, dir, "controller", controllerArgs...)
-	var replicas []string
-	var procs []*process
-	for i := 0; i < 2; i++ {
-		listen := freeAddr(t)
-		procs = append(procs, startProcess(t, bin, dir, fmt.Sprintf("dataplane-%d", i), "dataplane", "--controller", "http://"+pushAddr,
-			"--token-file", tokenFile, "--replica-id", fmt.Sprintf("dataplane-%d", i), "--listen", listen, "--admin-listen", freeAddr(t),
-			"--drain-delay", "0s", "--shutdown-grace", "5s"))
-		replicas = append(replicas, "http://"+listen)
-	}
-
-	var key string
-	eventually(t, 60*time.Second, "the controller issues the VirtualKey's secret key", func() error {
-		var vk gatewayv1.VirtualKey
-		if err := cl.Get(ctx, types.NamespacedName{Namespace: ns, Name: "app"}, &vk); err != nil {
-			return err
-		}
-		if vk.Status.SecretName == "" {
-			return fmt.Errorf("status.secretName is empty")
-		}
-		var sec corev1.Secret
-		if err := cl.Get(ctx, types.NamespacedName{Namespace: ns, Name: vk.Status.SecretName}, &sec); err != nil {
-			return err
-		}
-		key = string(sec.Data["key"])
-		if !strings.HasPrefix(key, "tg-") {
-			return fmt.Errorf("key %q... has no tg- prefix", key[:min(3, len(key))])
-		}
-		return nil
-	})
-
-	// servedModel asks a replica for model "chat" and returns the upstream
-	// model that answered.
-	servedModel := func(base string) (string, error) {
-		req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/chat/completions",
-			strings.NewReader(`{"model":"chat","messages":[{"role":"user","content":"hi"}]}`))
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusOK {
-			return "", fmt.Errorf("%d %s", resp.StatusCode, b)
-		}
-		return resp.Header.Get("x-tollgate-model"), nil
-	}
-	allServe := func(model string) func() error {
-		return func() error {
-			for _, r := range replicas {
-				got, err := servedModel(r)
-				if err != nil {
-					return fmt.Errorf("%s: %w", r, err)
-				}
-				if got != model {
-					return fmt.Errorf("%s served by %q, want %q", r, got, model)
-				}
-			}
-			return nil
-		}
-	}
-	setTarget := func(model string) {
-		t.Helper()
-		// The controller writes status concurrently: retry on conflict, as
-		// kubectl apply would.
-		must(t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			var rt gatewayv1.Route
-			if err := cl.Get(ctx, types.NamespacedName{Namespace: ns, Name: "chat"}, &rt); err != nil {
-				return err
-			}
-			rt.Spec.Targets[0].Model = model
-			return cl.Update(ctx, &rt)
-		}))
-	}
+	cp := startControlPlane(t, fake.URL)
+	ctx, cl, key := cp.ctx, cp.cl, cp.key
 
 	// Wait until both replicas hold a table (the key is in it), then create
 	// the Route and time how long until both serve it.
 	eventually(t, 60*time.Second, "both replicas receive a table with the key", func() error {
-		for _, r := range replicas {
+		for _, r := range cp.gw.URLs {
 			req, _ := http.NewRequestWithContext(ctx, "GET", r+"/v1/models", nil)
 			req.Header.Set("Authorization", "Bearer "+key)
 			resp, err := http.DefaultClient.Do(req)
@@ -268,17 +220,14 @@ func TestControlPlaneEndToEnd(t *testing.T) {
 		}
 		return nil
 	})
-	must(t, cl.Create(ctx, &gatewayv1.Route{ObjectMeta: metav1.ObjectMeta{Name: "chat", Namespace: ns}, Spec: gatewayv1.RouteSpec{
-		Model: "chat", Targets: []gatewayv1.RouteTarget{{Provider: "openai", Model: "gpt-a"}},
-	}}))
-	d := eventually(t, 10*time.Second, "both replicas serve a new Route", allServe("gpt-a"))
+	d := cp.createRoute(t, "gpt-a", 10*time.Second)
 	t.Logf("new Route served by both replicas after %v", d.Round(time.Millisecond))
 	if d > 2*time.Second {
 		t.Errorf("a new Route took %v to reach both replicas; the target is 2s", d)
 	}
 
-	setTarget("gpt-b")
-	d = eventually(t, 10*time.Second, "both replicas follow a Route change", allServe("gpt-b"))
+	cp.setTarget(t, "gpt-b")
+	d = eventually(t, 10*time.Second, "both replicas follow a Route change", cp.allServe("gpt-b"))
 	t.Logf("Route change served by both replicas after %v", d.Round(time.Millisecond))
 	if d > 2*time.Second {
 		t.Errorf("a Route change took %v to reach both replicas; the target is 2s", d)
@@ -302,23 +251,24 @@ func TestControlPlaneEndToEnd(t *testing.T) {
 	})
 
 	// The controller goes away: both replicas keep serving the last table.
-	controller.stop()
+	cp.gw.Controller.Stop()
 	for i := 0; i < 5; i++ {
-		if err := allServe("gpt-b")(); err != nil {
+		if err := cp.allServe("gpt-b")(); err != nil {
 			t.Fatalf("with the controller down: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	// A change made while it is down reaches both once it is back.
-	setTarget("gpt-c")
-	startProcess(t, bin, dir, "controller-2", controllerArgs...)
-	d = eventually(t, 60*time.Second, "both replicas resync after the controller restarts", allServe("gpt-c"))
+	cp.setTarget(t, "gpt-c")
+	_, err := cp.gw.Start("controller-2", cp.gw.ControllerArgs...)
+	must(t, err)
+	d = eventually(t, 60*time.Second, "both replicas resync after the controller restarts", cp.allServe("gpt-c"))
 	t.Logf("after a controller restart both replicas served the change made meanwhile within %v", d.Round(time.Millisecond))
 
-	for _, p := range procs {
-		p.stop()
-		if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-			t.Errorf("%s exited with %d on SIGTERM", p.name, code)
+	for _, p := range cp.gw.DataPlanes {
+		p.Stop()
+		if code := p.Cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("%s exited with %d on SIGTERM", p.Name, code)
 		}
 	}
 	// Every request that reached the provider is in the key's status once:
@@ -348,22 +298,19 @@ func TestControlPlaneEndToEnd(t *testing.T) {
 	})
 
 	// No secret in any log of the run.
-	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	logs := cp.logs()
+	if len(logs) != 4 {
+		t.Errorf("logs %v, want one for each of the 4 processes", logs)
+	}
 	for _, l := range logs {
 		b, err := os.ReadFile(l)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for name, secret := range map[string]string{"provider API key": providerSecret, "virtual key": key, "push token": token} {
+		for name, secret := range map[string]string{"provider API key": cp.providerSecret, "virtual key": key, "push token": cp.gw.Token} {
 			if strings.Contains(string(b), secret) {
 				t.Errorf("%s appears in %s", name, filepath.Base(l))
 			}
-		}
-	}
-	if t.Failed() {
-		for _, l := range logs {
-			b, _ := os.ReadFile(l)
-			t.Logf("==> %s\n%s", filepath.Base(l), tail(string(b), 4000))
 		}
 	}
 }

@@ -20,15 +20,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-
-	gatewayv1 "tollgate.dev/tollgate/api/v1alpha1"
 
 	"tollgate.dev/tollgate/dataplane/eventstream"
 	"tollgate.dev/tollgate/dataplane/routetable"
@@ -720,154 +711,6 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-// controlPlane is a real API server, the controller and two data-plane
-// replicas (subprocesses), serving Route "chat" -> fake provider.
-type controlPlane struct {
-	env            *envtest.Environment
-	cl             client.Client
-	ctx            context.Context
-	bin, dir       string
-	controllerArgs []string
-	controller     *process
-	replicas       []string
-	key            string
-}
-
-const faultNS = "team-a"
-
-func startControlPlane(t *testing.T, providerURL string) *controlPlane {
-	t.Helper()
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		t.Skip("KUBEBUILDER_ASSETS is not set: run `make test` (it builds the API server binaries)")
-	}
-	cp := &controlPlane{dir: t.TempDir()}
-	cp.bin = buildTollgate(t, cp.dir)
-	cp.env = &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases")}, ErrorIfCRDPathMissing: true,
-		ControlPlaneStopTimeout: 2 * time.Minute} // kube-apiserver drains open watches before it exits
-	// Without a bound kube-apiserver waits a minute for open watches on stop.
-	cp.env.ControlPlane.GetAPIServer().Configure().Set("shutdown-watch-termination-grace-period", "2s")
-	cfg, err := cp.env.Start()
-	if err != nil {
-		t.Fatalf("start API server: %v", err)
-	}
-	t.Cleanup(func() { _ = cp.env.Stop() })
-	user, err := cp.env.AddUser(envtest.User{Name: "tollgate-e2e", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig := filepath.Join(cp.dir, "kubeconfig")
-	must(t, os.WriteFile(kubeconfig, kc, 0o600))
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = gatewayv1.AddToScheme(scheme)
-	if cp.cl, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	t.Cleanup(cancel)
-	cp.ctx = ctx
-
-	must(t, cp.cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: faultNS}}))
-	must(t, cp.cl.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "openai", Namespace: faultNS}, StringData: map[string]string{"apiKey": "sk-e2e-" + randomHex(16)}}))
-	must(t, cp.cl.Create(ctx, &gatewayv1.LLMProvider{ObjectMeta: metav1.ObjectMeta{Name: "openai", Namespace: faultNS}, Spec: gatewayv1.LLMProviderSpec{
-		Type: gatewayv1.ProviderType("OpenAI"), Endpoint: providerURL,
-		Credentials: &gatewayv1.ProviderCredentials{APIKey: &gatewayv1.SecretKeySelector{Name: "openai", Key: "apiKey"}},
-	}}))
-	must(t, cp.cl.Create(ctx, &gatewayv1.VirtualKey{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: faultNS}, Spec: gatewayv1.VirtualKeySpec{Team: "search"}}))
-	must(t, cp.cl.Create(ctx, &gatewayv1.Route{ObjectMeta: metav1.ObjectMeta{Name: "chat", Namespace: faultNS}, Spec: gatewayv1.RouteSpec{
-		Model: "chat", Targets: []gatewayv1.RouteTarget{{Provider: "openai", Model: "gpt-a"}},
-	}}))
-
-	tokenFile := filepath.Join(cp.dir, "push-token")
-	must(t, os.WriteFile(tokenFile, []byte(randomHex(32)), 0o600))
-	pushAddr := freeAddr(t)
-	cp.controllerArgs = []string{"controller", "--kubeconfig", kubeconfig, "--leader-elect=false", "--push-addr", pushAddr,
-		"--push-auth", "static", "--push-token-file", tokenFile, "--metrics-addr", "0", "--health-addr", freeAddr(t)}
-	cp.controller = startProcess(t, cp.bin, cp.dir, "controller", cp.controllerArgs...)
-	for i := 0; i < 2; i++ {
-		listen := freeAddr(t)
-		startProcess(t, cp.bin, cp.dir, fmt.Sprintf("dataplane-%d", i), "dataplane", "--controller", "http://"+pushAddr,
-			"--token-file", tokenFile, "--replica-id", fmt.Sprintf("dataplane-%d", i), "--listen", listen, "--admin-listen", freeAddr(t),
-			"--drain-delay", "0s", "--shutdown-grace", "5s")
-		cp.replicas = append(cp.replicas, "http://"+listen)
-	}
-	eventually(t, 60*time.Second, "the controller issues the VirtualKey's secret key", func() error {
-		var vk gatewayv1.VirtualKey
-		if err := cp.cl.Get(ctx, types.NamespacedName{Namespace: faultNS, Name: "app"}, &vk); err != nil {
-			return err
-		}
-		if vk.Status.SecretName == "" {
-			return fmt.Errorf("status.secretName is empty")
-		}
-		var sec corev1.Secret
-		if err := cp.cl.Get(ctx, types.NamespacedName{Namespace: faultNS, Name: vk.Status.SecretName}, &sec); err != nil {
-			return err
-		}
-		cp.key = string(sec.Data["key"])
-		return nil
-	})
-	eventually(t, 60*time.Second, "both replicas serve the Route", cp.allServe("gpt-a"))
-	t.Cleanup(func() {
-		if t.Failed() {
-			logs, _ := filepath.Glob(filepath.Join(cp.dir, "*.log"))
-			for _, l := range logs {
-				b, _ := os.ReadFile(l)
-				t.Logf("==> %s\n%s", filepath.Base(l), tail(string(b), 3000))
-			}
-		}
-	})
-	return cp
-}
-
-// served asks replica base for model "chat" and returns the upstream model
-// that answered.
-func (cp *controlPlane) served(c *http.Client, base string) (string, error) {
-	req, _ := http.NewRequestWithContext(cp.ctx, "POST", base+"/v1/chat/completions",
-		strings.NewReader(`{"model":"chat","messages":[{"role":"user","content":"hi"}]}`))
-	req.Header.Set("Authorization", "Bearer "+cp.key)
-	resp, err := c.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%d %s", resp.StatusCode, b)
-	}
-	return resp.Header.Get("x-tollgate-model"), nil
-}
-
-func (cp *controlPlane) allServe(model string) func() error {
-	return func() error {
-		for _, r := range cp.replicas {
-			got, err := cp.served(http.DefaultClient, r)
-			if err != nil {
-				return fmt.Errorf("%s: %w", r, err)
-			}
-			if got != model {
-				return fmt.Errorf("%s served by %q, want %q", r, got, model)
-			}
-		}
-		return nil
-	}
-}
-
-func (cp *controlPlane) setTarget(t *testing.T, model string) {
-	t.Helper()
-	eventually(t, 30*time.Second, "update the Route", func() error {
-		var rt gatewayv1.Route
-		if err := cp.cl.Get(cp.ctx, types.NamespacedName{Namespace: faultNS, Name: "chat"}, &rt); err != nil {
-			return err
-		}
-		rt.Spec.Targets[0].Model = model
-		return cp.cl.Update(cp.ctx, &rt)
-	})
-}
-
 // traffic sends requests to every replica in a loop until stopped, and
 // counts the answers that were not 200.
 type traffic struct {
@@ -880,7 +723,7 @@ type traffic struct {
 
 func (cp *controlPlane) startTraffic() *traffic {
 	tr := &traffic{stop: make(chan struct{})}
-	for _, r := range cp.replicas {
+	for _, r := range cp.gw.URLs {
 		tr.wg.Add(1)
 		go func() {
 			defer tr.wg.Done()
@@ -939,13 +782,15 @@ func TestControllerKilledDuringTraffic(t *testing.T) {
 	fake := fakeprovider.Start(fakeprovider.Behavior{})
 	t.Cleanup(fake.Close)
 	cp := startControlPlane(t, fake.URL)
+	cp.createRoute(t, "gpt-a", 60*time.Second)
 	tr := cp.startTraffic()
 	tr.waitFor(t, 20)
 
-	must(t, cp.controller.cmd.Process.Kill())
-	_ = cp.controller.cmd.Wait()
+	must(t, cp.gw.Controller.Cmd.Process.Kill())
+	_ = cp.gw.Controller.Cmd.Wait()
 	tr.waitFor(t, 100) // about half a second per replica with the controller gone
-	cp.controller = startProcess(t, cp.bin, cp.dir, "controller-2", cp.controllerArgs...)
+	_, err := cp.gw.Start("controller-2", cp.gw.ControllerArgs...)
+	must(t, err)
 	tr.waitFor(t, 20)
 	cp.setTarget(t, "gpt-b")
 	d := eventually(t, 60*time.Second, "both replicas follow a Route change after the controller restart", cp.allServe("gpt-b"))
@@ -962,10 +807,11 @@ func TestAPIServerAwayAndBack(t *testing.T) {
 	fake := fakeprovider.Start(fakeprovider.Behavior{})
 	t.Cleanup(fake.Close)
 	cp := startControlPlane(t, fake.URL)
+	cp.createRoute(t, "gpt-a", 60*time.Second)
 	tr := cp.startTraffic()
 	tr.waitFor(t, 20)
 
-	api := cp.env.ControlPlane.APIServer
+	api := cp.api.Env.ControlPlane.APIServer
 	// Stop removes a generated certificate directory and Start would mint a
 	// new serving CA that the controller's kubeconfig does not trust: keep
 	// the directory's files and point the restart at the copy.
