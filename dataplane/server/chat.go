@@ -317,6 +317,11 @@ func (s *Server) execute(ctx context.Context, w http.ResponseWriter, rq *request
 // earlier failure can still fail over invisibly.
 func (s *Server) attempt(ctx context.Context, w http.ResponseWriter, rq *request, prov *routetable.Provider,
 	tr translate.Translator, tg routetable.Target, isFallback bool) (outcome, *openai.APIError) {
+	if rq.req.NativeOnly != "" && !speaks(tr, rq.in.dialect()) {
+		return skip, openai.NewError(http.StatusBadRequest, openai.TypeInvalidRequest, "native_only", "",
+			fmt.Sprintf("The request uses %s, which the gateway can only pass on unchanged to a provider of the API it was sent to; provider %s (%s) cannot serve it.",
+				rq.req.NativeOnly, prov.Name, prov.Type))
+	}
 	target := translate.Target{Provider: prov, Model: tg.Model, Media: s.opts.Media}
 	actx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -473,16 +478,21 @@ func (s *Server) attempt(ctx context.Context, w http.ResponseWriter, rq *request
 	return answered, nil
 }
 
+// speaks reports whether tr's provider speaks dialect d natively.
+func speaks(tr translate.Translator, d openai.Dialect) bool {
+	nr, ok := tr.(translate.NativeResponder)
+	return ok && nr.Dialect() == d
+}
+
 // nativeAnswer is the upstream's answer edited in place
 // (translate.NativeResponder), when the client speaks the provider's
 // dialect and nothing in the answer has to change on the way back (no
 // redacted value to restore).
 func (s *Server) nativeAnswer(rq *request, tr translate.Translator, body []byte, target translate.Target) ([]byte, *openai.Usage, bool) {
-	nr, ok := tr.(translate.NativeResponder)
-	if !ok || nr.Dialect() != rq.in.dialect() || rq.verdict.Restore != nil {
+	if !speaks(tr, rq.in.dialect()) || rq.verdict.Restore != nil {
 		return nil, nil, false
 	}
-	return nr.ChatResponseBytes(body, target, rq.meta)
+	return tr.(translate.NativeResponder).ChatResponseBytes(body, target, rq.meta)
 }
 
 func errOr(err, fallback error) error {

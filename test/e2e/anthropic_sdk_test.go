@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -141,4 +142,32 @@ func text(m anthropic.Message) string {
 		}
 	}
 	return b.String()
+}
+
+// TestAnthropicNativeOnly: what only Anthropic understands (here its web
+// search server tool) is served when the route leads to Anthropic, and
+// refused with a clear 400 when it leads elsewhere.
+func TestAnthropicNativeOnly(t *testing.T) {
+	g := startGateway(t)
+	fake := g.fakes[routetable.ProviderAnthropic]
+	fake.Reset()
+	c := g.anthropicClient()
+	params := anthropic.MessageNewParams{Model: "via-anthropic", MaxTokens: 256,
+		Tools:    []anthropic.ToolUnionParam{{OfWebSearchTool20250305: &anthropic.WebSearchTool20250305Param{MaxUses: anthropic.Int(2)}}},
+		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("news today"))}}
+	if _, err := c.Messages.New(ctx(t), params); err != nil {
+		t.Fatalf("via Anthropic: %v", err)
+	}
+	if reqs := fake.Requests(); len(reqs) != 1 || !strings.Contains(string(reqs[0].Body), `"type":"web_search_20250305"`) {
+		t.Fatalf("the server tool did not reach Anthropic: %d requests", len(reqs))
+	}
+	params.Model = "via-gemini"
+	_, err := c.Messages.New(ctx(t), params)
+	var apiErr *anthropic.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || !strings.Contains(err.Error(), `server tool \"web_search_20250305\"`) && !strings.Contains(err.Error(), `server tool "web_search_20250305"`) {
+		t.Fatalf("via Gemini: %v", err)
+	}
+	if n := g.fakes[routetable.ProviderGemini].Count(); n != 0 {
+		t.Errorf("Gemini got %d requests", n)
+	}
 }

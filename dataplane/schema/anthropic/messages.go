@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"errors"
 
+	"github.com/go-json-experiment/json/jsontext"
 	json "github.com/go-json-experiment/json/v1"
 )
 
@@ -129,6 +130,41 @@ type ContentBlock struct {
 	// CacheControl is kept verbatim when read; the canonical OpenAI form has
 	// no place for it, so translators do not forward it.
 	CacheControl json.RawMessage `json:"cache_control,omitempty"`
+}
+
+// UnmarshalJSONFrom decodes a block strictly when its type is one the
+// gateway maps; a block of another type (a server tool's result, a search
+// result, a type added later) whose fields do not fit keeps only its type,
+// so the request can still go to Anthropic as the client wrote it (see
+// ChatRequest.NativeOnly) instead of failing here.
+func (b *ContentBlock) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	val, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	type plain ContentBlock
+	var p plain
+	err = json.Unmarshal(val, &p)
+	if err == nil {
+		*b = ContentBlock(p)
+		return nil
+	}
+	var t struct {
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(val, &t) != nil || mappedBlock(t.Type) {
+		return err
+	}
+	*b = ContentBlock{Type: t.Type}
+	return nil
+}
+
+func mappedBlock(typ string) bool {
+	switch typ {
+	case BlockText, BlockImage, BlockDocument, BlockToolUse, BlockToolResult, BlockThinking, BlockRedactedThinking, "":
+		return true
+	}
+	return false
 }
 
 // Source types of image and document blocks.

@@ -52,6 +52,11 @@ type ChatRequest struct {
 	// parsing, or must not let unmodelled fields leave (a data policy scans
 	// only the struct), sets it to nil.
 	Native *Native `json:"-"`
+	// NativeOnly names what the client sent that has no canonical form (an
+	// Anthropic server tool, a block type the struct lacks): it is left out
+	// of the struct, and only a provider of the client's dialect that is
+	// sent the client's own body (Native) can serve the request.
+	NativeOnly string `json:"-"`
 }
 
 // Native is a client's request in its own API dialect.

@@ -28,7 +28,11 @@ import (
 //   - stream requests always ask for a usage chunk: Anthropic clients
 //     expect usage in message_delta;
 //   - top_k and cache_control have no canonical field and are ignored;
-//     Anthropic server tools (web search, code execution, ...) are rejected.
+//   - what has no canonical form at all — Anthropic server tools (web
+//     search, code execution, ...), block types such as server tool results
+//     or search results, documents by URL or file id — is left out of the
+//     struct and named in NativeOnly: only an Anthropic provider, sent the
+//     client's own body, can serve such a request.
 //
 // The body is kept in Native, so a request routed to an Anthropic provider
 // is sent as the client wrote it (see Translator.ChatRequest) and none of
@@ -50,6 +54,7 @@ func ParseMessagesRequest(body []byte) (*openai.ChatRequest, *openai.APIError) {
 	if len(in.Messages) == 0 {
 		return nil, badRequest("messages", "messages: at least one message is required")
 	}
+	var no nativeOnly
 	maxTokens := *in.MaxTokens
 	out := &openai.ChatRequest{
 		Model:               in.Model,
@@ -83,9 +88,9 @@ func ParseMessagesRequest(body []byte) (*openai.ChatRequest, *openai.APIError) {
 		var err *openai.APIError
 		switch m.Role {
 		case wire.RoleUser:
-			out.Messages, err = appendUserTurn(out.Messages, m.Content, i)
+			out.Messages, err = appendUserTurn(out.Messages, m.Content, i, &no)
 		case wire.RoleAssistant:
-			out.Messages, err = appendAssistantTurn(out.Messages, m.Content, i)
+			out.Messages, err = appendAssistantTurn(out.Messages, m.Content, i, &no)
 		default:
 			err = badRequest(fmt.Sprintf("messages.%d.role", i), "messages.%d.role: must be \"user\" or \"assistant\", got %q", i, m.Role)
 		}
@@ -94,7 +99,7 @@ func ParseMessagesRequest(body []byte) (*openai.ChatRequest, *openai.APIError) {
 		}
 	}
 
-	if err := inboundTools(&in, out); err != nil {
+	if err := inboundTools(&in, out, &no); err != nil {
 		return nil, err
 	}
 	if th := in.Thinking; th != nil {
@@ -109,7 +114,18 @@ func ParseMessagesRequest(body []byte) (*openai.ChatRequest, *openai.APIError) {
 		}
 	}
 	out.Native = &openai.Native{Dialect: openai.DialectAnthropic, Body: body}
+	out.NativeOnly = no.reason
 	return out, nil
+}
+
+// nativeOnly records the first thing in a request that has no canonical
+// form (see ChatRequest.NativeOnly).
+type nativeOnly struct{ reason string }
+
+func (n *nativeOnly) add(format string, args ...any) {
+	if n.reason == "" {
+		n.reason = fmt.Sprintf(format, args...)
+	}
 }
 
 // EffortForBudget maps a thinking budget to the reasoning_effort whose
@@ -145,7 +161,7 @@ func systemMessage(c wire.Content) (openai.Message, *openai.APIError) {
 
 // appendUserTurn appends one Anthropic user turn: its tool results as tool
 // messages, then the rest as one user message.
-func appendUserTurn(msgs []openai.Message, c wire.Content, i int) ([]openai.Message, *openai.APIError) {
+func appendUserTurn(msgs []openai.Message, c wire.Content, i int, no *nativeOnly) ([]openai.Message, *openai.APIError) {
 	if c.IsString {
 		return append(msgs, openai.Message{Role: openai.RoleUser, Content: openai.TextContent(c.Text)}), nil
 	}
@@ -164,13 +180,14 @@ func appendUserTurn(msgs []openai.Message, c wire.Content, i int) ([]openai.Mess
 				} else {
 					var text []openai.ContentPart
 					for k := range b.Content.Blocks {
-						p, err := userPart(&b.Content.Blocks[k], fmt.Sprintf("%s.content.%d", param, k))
-						if err != nil {
+						p, keep, err := userPart(&b.Content.Blocks[k], fmt.Sprintf("%s.content.%d", param, k), no)
+						switch {
+						case err != nil:
 							return nil, err
-						}
-						if p.Type == openai.PartText {
+						case !keep:
+						case p.Type == openai.PartText:
 							text = append(text, p)
-						} else {
+						default:
 							moved = append(moved, p)
 						}
 					}
@@ -184,11 +201,13 @@ func appendUserTurn(msgs []openai.Message, c wire.Content, i int) ([]openai.Mess
 			msgs = append(msgs, tm)
 			continue
 		}
-		p, err := userPart(b, param)
+		p, keep, err := userPart(b, param, no)
 		if err != nil {
 			return nil, err
 		}
-		parts = append(parts, p)
+		if keep {
+			parts = append(parts, p)
+		}
 	}
 	if all := append(moved, parts...); len(all) > 0 {
 		msgs = append(msgs, openai.Message{Role: openai.RoleUser, Content: openai.PartsContent(all...)})
@@ -196,36 +215,48 @@ func appendUserTurn(msgs []openai.Message, c wire.Content, i int) ([]openai.Mess
 	return msgs, nil
 }
 
-// userPart maps a user (or tool_result) block to an OpenAI content part.
-func userPart(b *wire.ContentBlock, param string) (openai.ContentPart, *openai.APIError) {
+// userPart maps a user (or tool_result) block to an OpenAI content part;
+// keep is false for a block with no canonical form (noted in no).
+func userPart(b *wire.ContentBlock, param string, no *nativeOnly) (p openai.ContentPart, keep bool, err *openai.APIError) {
 	switch b.Type {
 	case wire.BlockText:
-		return openai.ContentPart{Type: openai.PartText, Text: b.Text}, nil
+		return openai.ContentPart{Type: openai.PartText, Text: b.Text}, true, nil
 	case wire.BlockImage:
 		s := b.Source
 		switch {
 		case s != nil && s.Type == wire.SourceBase64 && s.MediaType != "" && s.Data != "":
-			return openai.ContentPart{Type: openai.PartImageURL, ImageURL: &openai.ImageURL{URL: "data:" + s.MediaType + ";base64," + s.Data}}, nil
+			return openai.ContentPart{Type: openai.PartImageURL, ImageURL: &openai.ImageURL{URL: "data:" + s.MediaType + ";base64," + s.Data}}, true, nil
 		case s != nil && s.Type == wire.SourceURL && s.URL != "":
-			return openai.ContentPart{Type: openai.PartImageURL, ImageURL: &openai.ImageURL{URL: s.URL}}, nil
+			return openai.ContentPart{Type: openai.PartImageURL, ImageURL: &openai.ImageURL{URL: s.URL}}, true, nil
+		case s != nil && s.Type != wire.SourceBase64 && s.Type != wire.SourceURL && s.Type != "":
+			no.add("an image with a %q source", s.Type)
+			return openai.ContentPart{}, false, nil
 		}
-		return openai.ContentPart{}, badRequest(param+".source", "%s.source: must be a base64 source with media_type and data, or a url source", param)
+		return openai.ContentPart{}, false, badRequest(param+".source", "%s.source: must be a base64 source with media_type and data, or a url source", param)
 	case wire.BlockDocument:
 		s := b.Source
 		switch {
 		case s != nil && s.Type == wire.SourceBase64 && s.MediaType == "application/pdf" && s.Data != "":
-			return openai.ContentPart{Type: openai.PartFile, File: &openai.File{FileData: "data:application/pdf;base64," + s.Data}}, nil
+			return openai.ContentPart{Type: openai.PartFile, File: &openai.File{FileData: "data:application/pdf;base64," + s.Data}}, true, nil
 		case s != nil && s.Type == "text" && s.Data != "":
-			return openai.ContentPart{Type: openai.PartText, Text: s.Data}, nil
+			return openai.ContentPart{Type: openai.PartText, Text: s.Data}, true, nil
+		case s != nil && s.Type != "":
+			no.add("a document with a %q source", s.Type)
+			return openai.ContentPart{}, false, nil
 		}
-		return openai.ContentPart{}, badRequest(param+".source", "%s.source: only base64 PDF and plain-text documents are supported", param)
+		return openai.ContentPart{}, false, badRequest(param+".source", "%s.source: must be a base64 PDF, a text, a url, a content or a file source", param)
+	case "":
+		return openai.ContentPart{}, false, badRequest(param+".type", "%s.type: field required", param)
+	case wire.BlockToolUse, wire.BlockThinking, wire.BlockRedactedThinking:
+		return openai.ContentPart{}, false, badRequest(param+".type", "%s.type: %q blocks belong in assistant messages", param, b.Type)
 	}
-	return openai.ContentPart{}, badRequest(param+".type", "%s.type: content block type %q is not supported in user messages", param, b.Type)
+	no.add("content block type %q", b.Type)
+	return openai.ContentPart{}, false, nil
 }
 
 // appendAssistantTurn appends one Anthropic assistant turn as one
 // assistant message.
-func appendAssistantTurn(msgs []openai.Message, c wire.Content, i int) ([]openai.Message, *openai.APIError) {
+func appendAssistantTurn(msgs []openai.Message, c wire.Content, i int, no *nativeOnly) ([]openai.Message, *openai.APIError) {
 	m := openai.Message{Role: openai.RoleAssistant}
 	if c.IsString {
 		m.Content = openai.TextContent(c.Text)
@@ -253,8 +284,12 @@ func appendAssistantTurn(msgs []openai.Message, c wire.Content, i int) ([]openai
 			}
 			m.ToolCalls = append(m.ToolCalls, openai.ToolCall{ID: b.ID, Type: "function",
 				Function: openai.FunctionCall{Name: b.Name, Arguments: compactJSON(b.Input)}})
+		case "":
+			return nil, badRequest(param+".type", "%s.type: field required", param)
+		case wire.BlockToolResult, wire.BlockImage, wire.BlockDocument:
+			return nil, badRequest(param+".type", "%s.type: %q blocks belong in user messages", param, b.Type)
 		default:
-			return nil, badRequest(param+".type", "%s.type: content block type %q is not supported in assistant messages", param, b.Type)
+			no.add("content block type %q", b.Type)
 		}
 	}
 	if hasText {
@@ -264,10 +299,11 @@ func appendAssistantTurn(msgs []openai.Message, c wire.Content, i int) ([]openai
 	return append(msgs, m), nil
 }
 
-func inboundTools(in *wire.MessagesRequest, out *openai.ChatRequest) *openai.APIError {
+func inboundTools(in *wire.MessagesRequest, out *openai.ChatRequest, no *nativeOnly) *openai.APIError {
 	for i, t := range in.Tools {
 		if t.Type != "" && t.Type != "custom" {
-			return badRequest(fmt.Sprintf("tools.%d.type", i), "tools.%d.type: server tool %q is not supported by the gateway", i, t.Type)
+			no.add("server tool %q", t.Type)
+			continue
 		}
 		if t.Name == "" {
 			return badRequest(fmt.Sprintf("tools.%d.name", i), "tools.%d.name: field required", i)

@@ -3,6 +3,7 @@ package anthropic
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"path/filepath"
 	"strings"
@@ -223,4 +224,24 @@ func FuzzNativeStream(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestNativeOnlyNeedsTheBody: a request with parts only Anthropic
+// understands cannot be re-encoded (they would silently vanish), so without
+// the client's body it is refused.
+func TestNativeOnlyNeedsTheBody(t *testing.T) {
+	req, aerr := ParseMessagesRequest([]byte(`{"model":"m","max_tokens":8,"tools":[{"type":"web_search_20250305","name":"web_search"}],"messages":[{"role":"user","content":"news"}]}`))
+	if aerr != nil || req.NativeOnly == "" {
+		t.Fatalf("parse: %v, NativeOnly %q", aerr, req.NativeOnly)
+	}
+	tg := translate.Target{Provider: testProvider(), Model: "claude-sonnet-4-5"}
+	if _, err := New().ChatRequest(context.Background(), req, tg); err != nil {
+		t.Fatalf("with the body: %v", err)
+	}
+	req.Native = nil // as a data policy leaves it
+	_, err := New().ChatRequest(context.Background(), req, tg)
+	var ae *openai.APIError
+	if !errors.As(err, &ae) || ae.Status != 400 || !strings.Contains(ae.Message, `server tool "web_search_20250305"`) {
+		t.Fatalf("without the body: %v", err)
+	}
 }

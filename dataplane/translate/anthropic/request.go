@@ -82,6 +82,10 @@ func (Translator) ChatRequest(ctx context.Context, req *openai.ChatRequest, t tr
 	}
 	req = translate.WithoutCarriedState(req) // tool_use ids must match ^[a-zA-Z0-9_-]+$ and stay short
 	b := nativeBody(req, t.Model)
+	if b == nil && req.NativeOnly != "" {
+		return nil, badRequest("", "The request uses %s, which the gateway can only pass on unchanged, and this request cannot be: "+
+			"a data policy inspects it, or its history holds another provider's tool-call state.", req.NativeOnly)
+	}
 	if b == nil {
 		body, err := BuildRequest(req, t.Model, t.Provider)
 		if err != nil {

@@ -348,6 +348,31 @@ func TestStreamEmptyBody(t *testing.T) {
 
 // --- inbound ---
 
+// TestParseMessagesNativeOnly: what has no canonical form is accepted,
+// left out of the struct and named in NativeOnly, so an Anthropic provider
+// can still serve it from the client's own body.
+func TestParseMessagesNativeOnly(t *testing.T) {
+	for _, tc := range []struct{ name, body, want string }{
+		{"url document", `{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"text","text":"read"},{"type":"document","source":{"type":"url","url":"https://x/y.pdf"}}]}]}`, `a document with a "url" source`},
+		{"server tool", `{"model":"m","max_tokens":1,"tools":[{"type":"web_search_20250305","name":"web_search"}],"messages":[{"role":"user","content":"hi"}]}`, `server tool "web_search_20250305"`},
+		{"server tool result", `{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"server_tool_use","id":"srvtoolu_1","name":"web_search","input":{"query":"x"}},{"type":"web_search_tool_result","tool_use_id":"srvtoolu_1","content":[]},{"type":"text","text":"found"}]},{"role":"user","content":"more"}]}`, `content block type "server_tool_use"`},
+		{"search result", `{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"search_result","source":"https://x","title":"t","content":[{"type":"text","text":"c"}]},{"type":"text","text":"q"}]}]}`, `content block type "search_result"`},
+		{"plain", `{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}`, ``},
+	} {
+		req, aerr := ParseMessagesRequest([]byte(tc.body))
+		if aerr != nil {
+			t.Errorf("%s: %v", tc.name, aerr)
+			continue
+		}
+		if req.NativeOnly != tc.want {
+			t.Errorf("%s: NativeOnly = %q, want %q", tc.name, req.NativeOnly, tc.want)
+		}
+		if string(req.NativeBody(openai.DialectAnthropic)) != tc.body {
+			t.Errorf("%s: the client's body is not kept", tc.name)
+		}
+	}
+}
+
 func TestParseMessagesRequestErrors(t *testing.T) {
 	tests := []struct {
 		name, body, param string
@@ -365,8 +390,8 @@ func TestParseMessagesRequestErrors(t *testing.T) {
 		{"tool_result without id", `{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"tool_result"}]}]}`, "messages.0.content.0.tool_use_id"},
 		{"tool_use without id", `{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"},{"role":"assistant","content":[{"type":"tool_use","name":"b"}]}]}`, "messages.1.content.0"},
 		{"image without source", `{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"image"}]}]}`, "messages.0.content.0.source"},
-		{"url document", `{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"url","url":"https://x/y.pdf"}}]}]}`, "messages.0.content.0.source"},
-		{"server tool", `{"model":"m","max_tokens":1,"tools":[{"type":"web_search_20250305","name":"web_search"}],"messages":[{"role":"user","content":"hi"}]}`, "tools.0.type"},
+		{"document without source", `{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"document"}]}]}`, "messages.0.content.0.source"},
+		{"block without type", `{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"text":"x"}]}]}`, "messages.0.content.0.type"},
 		{"tool without name", `{"model":"m","max_tokens":1,"tools":[{"input_schema":{"type":"object"}}],"messages":[{"role":"user","content":"hi"}]}`, "tools.0.name"},
 		{"tool choice bogus", `{"model":"m","max_tokens":1,"tool_choice":{"type":"maybe"},"messages":[{"role":"user","content":"hi"}]}`, "tool_choice.type"},
 		{"tool choice without name", `{"model":"m","max_tokens":1,"tool_choice":{"type":"tool"},"messages":[{"role":"user","content":"hi"}]}`, "tool_choice.name"},
