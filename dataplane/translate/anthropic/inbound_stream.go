@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strconv"
 
+	"github.com/go-json-experiment/json/jsontext"
 	json "github.com/go-json-experiment/json/v1"
 	wire "tollgate.dev/tollgate/dataplane/schema/anthropic"
 	"tollgate.dev/tollgate/dataplane/schema/openai"
@@ -43,6 +45,8 @@ type MessagesStreamWriter struct {
 
 	buf bytes.Buffer
 	enc *json.Encoder
+	// scratch is reused by the events written by hand.
+	scratch []byte
 }
 
 // NewMessagesStreamWriter returns a writer for one streamed message; id and
@@ -96,6 +100,17 @@ type (
 )
 
 func (s *MessagesStreamWriter) event(typ string, v any) error {
+	switch e := v.(type) { // the per-token events, written without reflection
+	case blockDeltaEvent:
+		if b, ok := appendBlockDelta(s.scratch[:0], &e); ok {
+			s.scratch = b
+			return s.w.Event(typ, b)
+		}
+	case blockStopEvent:
+		b := append(s.scratch[:0], `{"type":"content_block_stop","index":`...)
+		s.scratch = append(strconv.AppendInt(b, int64(e.Index), 10), '}')
+		return s.w.Event(typ, s.scratch)
+	}
 	s.buf.Reset()
 	if s.enc == nil {
 		s.enc = json.NewEncoder(&s.buf)
@@ -107,6 +122,37 @@ func (s *MessagesStreamWriter) event(typ string, v any) error {
 		return err
 	}
 	return s.w.Event(typ, bytes.TrimSuffix(s.buf.Bytes(), []byte("\n")))
+}
+
+// appendBlockDelta appends a content_block_delta event as the encoder
+// would write it (a JSON string escaped as jsontext does it, which differs
+// from encoding/json only in escaping fewer characters); false for a delta
+// type it does not know.
+func appendBlockDelta(dst []byte, e *blockDeltaEvent) ([]byte, bool) {
+	var field, value string
+	switch d := &e.Delta; d.Type {
+	case wire.DeltaText:
+		field, value = `,"text":`, d.Text
+	case wire.DeltaThinking:
+		field, value = `,"thinking":`, d.Thinking
+	case wire.DeltaSignature:
+		field, value = `,"signature":`, d.Signature
+	case wire.DeltaInputJSON:
+		field, value = `,"partial_json":`, d.PartialJSON
+	default:
+		return nil, false
+	}
+	if value == "" {
+		return nil, false // omitted by the encoder
+	}
+	dst = append(dst, `{"type":"content_block_delta","index":`...)
+	dst = strconv.AppendInt(dst, int64(e.Index), 10)
+	dst = append(dst, `,"delta":{"type":"`...)
+	dst = append(dst, e.Delta.Type...)
+	dst = append(dst, '"')
+	dst = append(dst, field...)
+	dst, _ = jsontext.AppendQuote(dst, value) // invalid UTF-8 becomes U+FFFD, as the encoder writes it
+	return append(dst, '}', '}'), true
 }
 
 func (s *MessagesStreamWriter) start(u *openai.Usage) error {
