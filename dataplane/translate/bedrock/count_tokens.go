@@ -1,20 +1,16 @@
 package bedrock
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	json "github.com/go-json-experiment/json/v1"
-	"tollgate.dev/tollgate/dataplane/routetable"
 	wire "tollgate.dev/tollgate/dataplane/schema/bedrock"
 	"tollgate.dev/tollgate/dataplane/schema/openai"
-	"tollgate.dev/tollgate/dataplane/sigv4"
 	"tollgate.dev/tollgate/dataplane/translate"
 )
 
@@ -81,40 +77,7 @@ func (tr *Translator) CountTokensRequest(ctx context.Context, req *openai.ChatRe
 	}
 	cu.RawPath = strings.TrimSuffix(cu.EscapedPath(), "/converse") + "/count-tokens"
 	cu.Path = strings.TrimSuffix(cu.Path, "/converse") + "/count-tokens"
-	return tr.signedJSONRequest(ctx, p, cu.String(), region, b)
-}
-
-// signedJSONRequest builds a POST of the JSON body to u with the provider's
-// static headers, then authorizes it last (so a configured header can
-// neither replace the credential nor escape the signature): Bearer with the
-// provider's API key, else SigV4 with its AWS credentials in region. Errors
-// name the provider, never a credential.
-func (tr *Translator) signedJSONRequest(ctx context.Context, p *routetable.Provider, u, region string, body []byte) (*http.Request, error) {
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("bedrock: provider %s has an invalid base URL", p.ID)
-	}
-	for k, v := range p.Headers {
-		hr.Header.Set(k, v)
-	}
-	hr.Header.Set("Content-Type", contentTypeJSON)
-	hr.Header.Set("Accept", contentTypeJSON)
-	if p.APIKey != "" {
-		hr.Header.Set("Authorization", "Bearer "+p.APIKey)
-		return hr, nil
-	}
-	if region == "" {
-		return nil, fmt.Errorf("bedrock: provider %s has no region and its base URL does not name one", p.ID)
-	}
-	now := time.Now()
-	if tr.Now != nil {
-		now = tr.Now()
-	}
-	creds := sigv4.Credentials{AccessKeyID: p.AWSAccessKeyID, SecretAccessKey: p.AWSSecretAccessKey, SessionToken: p.AWSSessionToken}
-	if err := tr.signer.Sign(hr, sigv4.PayloadHash(body), creds, region, SigningService, now); err != nil {
-		return nil, fmt.Errorf("bedrock: provider %s: %w", p.ID, err)
-	}
-	return hr, nil
+	return tr.signedJSONRequest(ctx, p, cu.String(), region, b, contentTypeJSON)
 }
 
 // ParseCountTokensResponse reads the inputTokens of a CountTokens answer

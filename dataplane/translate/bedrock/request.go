@@ -131,19 +131,28 @@ func (tr *Translator) ChatRequest(ctx context.Context, req *openai.ChatRequest, 
 	if err != nil {
 		return nil, err
 	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
+	accept := contentTypeJSON
+	if req.Stream {
+		accept = contentTypeEventStream
+	}
+	return tr.signedJSONRequest(ctx, p, u, region, b, accept)
+}
+
+// signedJSONRequest builds a POST of the JSON body to u, accepting accept,
+// with the provider's static headers, then authorizes it last (so a configured header can
+// neither replace the credential nor escape the signature): Bearer with the
+// provider's API key, else SigV4 with its AWS credentials in region. Errors
+// name the provider, never a credential.
+func (tr *Translator) signedJSONRequest(ctx context.Context, p *routetable.Provider, u, region string, body []byte, accept string) (*http.Request, error) {
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
-		return nil, fmt.Errorf("bedrock: build request: %w", err)
+		return nil, fmt.Errorf("bedrock: provider %s has an invalid base URL", p.ID)
 	}
 	for k, v := range p.Headers {
 		hr.Header.Set(k, v)
 	}
 	hr.Header.Set("Content-Type", contentTypeJSON)
-	if req.Stream {
-		hr.Header.Set("Accept", contentTypeEventStream)
-	} else {
-		hr.Header.Set("Accept", contentTypeJSON)
-	}
+	hr.Header.Set("Accept", accept)
 	if p.APIKey != "" {
 		hr.Header.Set("Authorization", "Bearer "+p.APIKey)
 		return hr, nil
@@ -151,12 +160,12 @@ func (tr *Translator) ChatRequest(ctx context.Context, req *openai.ChatRequest, 
 	if region == "" {
 		return nil, fmt.Errorf("bedrock: provider %s has no region and its base URL does not name one", p.ID)
 	}
-	now := time.Now
+	now := time.Now()
 	if tr.Now != nil {
-		now = tr.Now
+		now = tr.Now()
 	}
 	creds := sigv4.Credentials{AccessKeyID: p.AWSAccessKeyID, SecretAccessKey: p.AWSSecretAccessKey, SessionToken: p.AWSSessionToken}
-	if err := tr.signer.Sign(hr, sigv4.PayloadHash(b), creds, region, SigningService, now()); err != nil {
+	if err := tr.signer.Sign(hr, sigv4.PayloadHash(body), creds, region, SigningService, now); err != nil {
 		return nil, fmt.Errorf("bedrock: provider %s: %w", p.ID, err)
 	}
 	return hr, nil
