@@ -108,17 +108,8 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, in inbound) {
 		}
 		defer release()
 	}
-	if s.opts.Guard != nil {
-		v, aerr := s.opts.Guard.Inspect(req, route, key)
-		if v.Findings != "" {
-			w.Header().Set("x-tollgate-data-findings", v.Findings)
-		}
-		if aerr != nil {
-			s.countRequest(rq, aerr.Status)
-			in.writeError(w, aerr)
-			return
-		}
-		rq.verdict = v
+	if !s.inspect(w, rq) {
+		return
 	}
 
 	plan := s.router.Plan(route, &feats)
@@ -144,6 +135,25 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, in inbound) {
 	defer cancel()
 	rq.meta = translate.StreamMeta{ID: newCompletionID(), Created: rq.start.Unix(), Model: req.Model}
 	s.execute(ctx, w, rq, plan.Targets)
+}
+
+// inspect applies the data policies to rq (rq.verdict), announcing
+// findings in a header; false when the request was refused and answered.
+func (s *Server) inspect(w http.ResponseWriter, rq *request) bool {
+	if s.opts.Guard == nil {
+		return true
+	}
+	v, aerr := s.opts.Guard.Inspect(rq.req, rq.route, rq.key)
+	if v.Findings != "" {
+		w.Header().Set("x-tollgate-data-findings", v.Findings)
+	}
+	if aerr != nil {
+		s.countRequest(rq, aerr.Status)
+		rq.in.writeError(w, aerr)
+		return false
+	}
+	rq.verdict = v
+	return true
 }
 
 var errNoTable = openai.NewError(http.StatusServiceUnavailable, openai.TypeServer, "not_ready", "",

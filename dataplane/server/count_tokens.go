@@ -61,17 +61,8 @@ func (s *Server) handleCountTokens(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	feats := router.ExtractFeatures(rq.req, r.Header, rq.key, router.NeedsCode(rq.route))
-	if s.opts.Guard != nil {
-		v, aerr := s.opts.Guard.Inspect(rq.req, rq.route, rq.key)
-		if v.Findings != "" {
-			w.Header().Set("x-tollgate-data-findings", v.Findings)
-		}
-		if aerr != nil {
-			s.countRequest(rq, aerr.Status)
-			in.writeError(w, aerr)
-			return
-		}
-		rq.verdict = v
+	if !s.inspect(w, rq) {
+		return
 	}
 	plan := s.router.Plan(rq.route, &feats)
 	if plan.Rule != "" {

@@ -162,14 +162,7 @@ func (s *nativeStream) Next() (string, []byte, error) {
 				return s.fail(upstreamMalformed("malformed message_start"))
 			}
 		case wire.EventError:
-			typ, msg := "", "anthropic: upstream stream error"
-			if e.Error != nil {
-				typ = e.Error.Type
-				if e.Error.Message != "" {
-					msg = e.Error.Message
-				}
-			}
-			return s.fail(ErrorFromType(0, typ, msg))
+			return s.fail(streamError(e.Error))
 		case "ping":
 		default:
 			if !s.started {

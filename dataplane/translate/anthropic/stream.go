@@ -143,14 +143,7 @@ func (r *StreamReader) handle(ev *wire.StreamEvent) {
 		}
 		r.out.End(io.EOF)
 	case wire.EventError:
-		typ, msg := "", "anthropic: upstream stream error"
-		if ev.Error != nil {
-			typ = ev.Error.Type
-			if ev.Error.Message != "" {
-				msg = ev.Error.Message
-			}
-		}
-		r.out.End(ErrorFromType(0, typ, msg))
+		r.out.End(streamError(ev.Error))
 	}
 	// ping and event types added by later API versions carry nothing to translate.
 }
@@ -269,6 +262,18 @@ func (r *StreamReader) emit(d openai.Delta, finish *string) {
 }
 
 func intPtr(i int) *int { return &i }
+
+// streamError is the error an upstream error event reports.
+func streamError(e *wire.ErrorDetail) *openai.APIError {
+	typ, msg := "", "anthropic: upstream stream error"
+	if e != nil {
+		typ = e.Type
+		if e.Message != "" {
+			msg = e.Message
+		}
+	}
+	return ErrorFromType(0, typ, msg)
+}
 
 // mergeDeltaUsage applies a message_delta's usage, which is cumulative:
 // output tokens always, input and cache counts when the event has them.
