@@ -218,7 +218,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIError(w, openai.NewError(http.StatusNotFound, openai.TypeNotFound, "unknown_url",
-			"", "Unknown request URL: "+r.Method+" "+r.URL.Path+". Tollgate serves /v1/chat/completions, /v1/messages, /v1/embeddings, /v1/models and /mcp."))
+			"", "Unknown request URL: "+r.Method+" "+r.URL.Path+". Tollgate serves /v1/chat/completions, /v1/messages, /v1/messages/count_tokens, /v1/embeddings, /v1/models and /mcp."))
 	})
 	return s.recoverPanics(s.boundBodies(mux))
 }
