@@ -19,6 +19,10 @@ type endpoint struct {
 	name string
 	url  string
 	body []byte
+	// messages: an Anthropic Messages client (x-api-key and
+	// anthropic-version headers) instead of an OpenAI one (Authorization:
+	// Bearer).
+	messages bool
 	// stream: read the body as SSE and time each event.
 	stream bool
 	// gapFloor: a data event arriving sooner than this after the previous
@@ -61,6 +65,19 @@ func newClient(conns int) *http.Client {
 	return &http.Client{Transport: t, Timeout: 5 * time.Minute}
 }
 
+// setHeaders sets the content type and the virtual key as the client's SDK
+// would.
+func setHeaders(req *http.Request, ep endpoint) {
+	h := req.Header
+	h["Content-Type"] = []string{"application/json"}
+	if ep.messages {
+		h["X-Api-Key"] = []string{benchKey}
+		h["Anthropic-Version"] = []string{"2023-06-01"}
+		return
+	}
+	h["Authorization"] = []string{"Bearer " + benchKey}
+}
+
 // do sends one request and reads the whole answer.
 func do(ctx context.Context, c *http.Client, ep endpoint) sample {
 	start := time.Now()
@@ -68,8 +85,7 @@ func do(ctx context.Context, c *http.Client, ep endpoint) sample {
 	if err != nil {
 		return sample{err: true}
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+benchKey)
+	setHeaders(req, ep)
 	resp, err := c.Do(req)
 	if err != nil {
 		return sample{err: true, lat: time.Since(start)}
@@ -250,8 +266,7 @@ func doStreamNotify(c *http.Client, ep endpoint, onFirst func()) sample {
 	if err != nil {
 		return sample{err: true}
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+benchKey)
+	setHeaders(req, ep)
 	resp, err := c.Do(req)
 	if err != nil {
 		return sample{err: true}

@@ -54,7 +54,7 @@ type config struct {
 	quick       bool
 }
 
-var allScenarios = []string{"passthrough", "translate", "latency", "stream", "streams", "soak"}
+var allScenarios = []string{"passthrough", "translate", "messages", "latency", "stream", "streams", "soak"}
 
 func main() {
 	if role := os.Getenv(roleEnv); role != "" {
@@ -343,6 +343,13 @@ func (e *environment) endpoints() map[string]endpoint {
 		"proxy":        {name: "proxy", url: "http://" + e.proxy.addr + "/v1/chat/completions", body: oai},
 		"gw-openai":    {name: "gateway openai", url: "http://" + e.gw.addr + "/v1/chat/completions", body: upstream.RequestBody(modelOpenAI, false)},
 		"gw-anthropic": {name: "gateway openai->anthropic", url: "http://" + e.gw.addr + "/v1/chat/completions", body: upstream.RequestBody(modelAnthropic, false)},
+		// Anthropic Messages client: the same request to the gateway's
+		// /v1/messages, routed to the Anthropic provider (native
+		// passthrough), and through the plain proxy to the upstream's.
+		"proxy-messages": {name: "proxy messages", url: "http://" + e.proxy.addr + "/v1/messages",
+			body: upstream.MessagesRequestBody("claude-bench", false), messages: true},
+		"gw-messages": {name: "gateway messages->anthropic", url: "http://" + e.gw.addr + "/v1/messages",
+			body: upstream.MessagesRequestBody(modelAnthropic, false), messages: true},
 		"proxy-stream": {name: "proxy", url: "http://" + e.proxy.addr + streamProfile.PathPrefix() + "/v1/chat/completions",
 			body: upstream.RequestBody("gpt-bench", true), stream: true, gapFloor: streamProfile.Interval / 2},
 		"gw-stream": {name: "gateway openai", url: "http://" + e.gw.addr + "/v1/chat/completions",
@@ -368,7 +375,7 @@ func (e *environment) scenarios() (*report, error) {
 
 	// Warm up every path (connections, translator caches, JIT-free but
 	// allocator and GC pacer settle) and fail fast on a broken setup.
-	for _, k := range []string{"direct", "proxy", "gw-openai", "gw-anthropic", "proxy-stream", "gw-stream"} {
+	for _, k := range []string{"direct", "proxy", "gw-openai", "gw-anthropic", "proxy-messages", "gw-messages", "proxy-stream", "gw-stream"} {
 		n := 400
 		if ep[k].stream {
 			n = 40 // paced streams take half a second each
@@ -382,7 +389,7 @@ func (e *environment) scenarios() (*report, error) {
 		}
 	}
 
-	if c.scenarios["passthrough"] || c.scenarios["translate"] {
+	if c.scenarios["passthrough"] || c.scenarios["translate"] || c.scenarios["messages"] {
 		r.throughput(e, ep)
 	}
 	if c.scenarios["latency"] {
@@ -444,29 +451,44 @@ func (e *environment) scenarios() (*report, error) {
 	return r, nil
 }
 
+// throughputScenarios are the closed-loop throughput scenarios: the
+// gateway endpoint measured and the plain-proxy endpoint (same client
+// dialect) it is compared with.
+var throughputScenarios = []struct{ scenario, gw, base string }{
+	{"passthrough", "gw-openai", "proxy"},
+	{"translate", "gw-anthropic", "proxy"},
+	{"messages", "gw-messages", "proxy-messages"},
+}
+
 // throughput interleaves baseline and gateway rounds so that background
-// load on a shared machine hits both alike; the ratio is the median of the
-// per-round ratios.
+// load on a shared machine hits both alike; each gateway's ratio is the
+// median of its per-round ratios to its baseline in the same round.
 func (r *report) throughput(e *environment, ep map[string]endpoint) {
 	c := e.c
-	keys := []string{"proxy"}
-	if c.scenarios["passthrough"] {
-		keys = append(keys, "gw-openai")
-	}
-	if c.scenarios["translate"] {
-		keys = append(keys, "gw-anthropic")
+	var keys []string // run order within a round: each baseline before its first gateway
+	isBase := map[string]bool{}
+	for _, t := range throughputScenarios {
+		if !c.scenarios[t.scenario] {
+			continue
+		}
+		if !isBase[t.base] {
+			isBase[t.base] = true
+			keys = append(keys, t.base)
+		}
+		keys = append(keys, t.gw)
+		r.base[t.gw] = t.base
 	}
 	acc := map[string]*phase{}
 	ratios := map[string][]float64{}
 	for round := range c.rounds {
 		rps := map[string]float64{}
 		for _, k := range keys {
-			sut := e.proxy
-			if k != "proxy" {
-				sut = e.gw
+			sut := e.gw
+			if isBase[k] {
+				sut = e.proxy
 			}
 			var prof func()
-			if e.c.pprofDir != "" && round == 0 && k != "proxy" && e.gw.debug != "" {
+			if e.c.pprofDir != "" && round == 0 && !isBase[k] && e.gw.debug != "" {
 				prof = startProfile(e, k, c.duration)
 			}
 			p := measure("throughput", ep[k].name, sut, func() stats { return closedLoop(ep[k], c.concurrency, c.duration, 0) })
@@ -483,8 +505,8 @@ func (r *report) throughput(e *environment, ep map[string]endpoint) {
 				acc[k] = &p
 			}
 		}
-		for _, k := range keys[1:] {
-			ratios[k] = append(ratios[k], rps[k]/rps["proxy"])
+		for gw, base := range r.base {
+			ratios[gw] = append(ratios[gw], rps[gw]/rps[base])
 		}
 	}
 	for _, k := range keys {

@@ -11,6 +11,8 @@
 //	/u/<chunks>/<interval>/v1/chat/completions   e.g. /u/50/20ms/v1/chat/completions
 //
 // Without a prefix a stream has DefaultChunks chunks and no delay.
+// RequestBody and MessagesRequestBody are the client requests the harness
+// sends in each dialect.
 package upstream
 
 import (
@@ -333,6 +335,26 @@ func RequestBody(model string, stream bool) []byte {
 		// gateway always asks upstream for usage).
 		v["stream"] = true
 		v["stream_options"] = map[string]any{"include_usage": true}
+	}
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// MessagesRequestBody is the Anthropic Messages twin of RequestBody, as the
+// Anthropic SDK sends it to POST /v1/messages: the same system prompt and
+// user turn (about 1 KiB), max_tokens and temperature.
+func MessagesRequestBody(model string, stream bool) []byte {
+	v := map[string]any{
+		"model":       model,
+		"max_tokens":  256,
+		"temperature": 0.2,
+		"system":      "You are a concise assistant for an internal engineering team. Answer in plain English.",
+		"messages": []any{
+			map[string]any{"role": "user", "content": strings.Repeat("Summarise the trade-offs of connection pooling in HTTP proxies. ", 14)},
+		},
+	}
+	if stream {
+		v["stream"] = true
 	}
 	b, _ := json.Marshal(v)
 	return b
