@@ -259,6 +259,14 @@ type ContentPart struct {
 	InputAudio *InputAudio `json:"input_audio,omitempty"`
 	File       *File       `json:"file,omitempty"`
 	Refusal    string      `json:"refusal,omitempty"`
+	// CacheControl is an Anthropic prompt-caching breakpoint after this part
+	// ({"type":"ephemeral"}, optionally with "ttl" "5m" or "1h"). It is not
+	// OpenAI's: it is the convention OpenAI-format gateways (OpenRouter,
+	// LiteLLM) use so clients can ask for Claude prompt caching, and the
+	// place Anthropic clients' block markers are kept in the canonical form.
+	// The Anthropic and Bedrock translators send it on; OpenAI-family
+	// upstreams, which reject unknown part fields, never get it.
+	CacheControl json.RawMessage `json:"cache_control,omitempty"`
 }
 
 // MarshalJSON keeps the payload field of text and refusal parts even when
@@ -267,14 +275,16 @@ func (p ContentPart) MarshalJSON() ([]byte, error) {
 	switch p.Type {
 	case "text":
 		return json.Marshal(struct {
-			Type string `json:"type"`
-			Text string `json:"text"`
-		}{p.Type, p.Text})
+			Type         string          `json:"type"`
+			Text         string          `json:"text"`
+			CacheControl json.RawMessage `json:"cache_control,omitempty"`
+		}{p.Type, p.Text, p.CacheControl})
 	case "refusal":
 		return json.Marshal(struct {
-			Type    string `json:"type"`
-			Refusal string `json:"refusal"`
-		}{p.Type, p.Refusal})
+			Type         string          `json:"type"`
+			Refusal      string          `json:"refusal"`
+			CacheControl json.RawMessage `json:"cache_control,omitempty"`
+		}{p.Type, p.Refusal, p.CacheControl})
 	}
 	type plain ContentPart
 	return json.Marshal(plain(p))
@@ -329,6 +339,11 @@ func (s *Stop) UnmarshalJSON(b []byte) error {
 type Tool struct {
 	Type     string       `json:"type"`
 	Function FunctionDecl `json:"function"`
+	// CacheControl is an Anthropic prompt-caching breakpoint after this tool
+	// definition, as on ContentPart. OpenAI-format gateways put it on the
+	// tool, beside "function" (not inside it), and so does Anthropic's own
+	// tool object; OpenAI-family upstreams never get it.
+	CacheControl json.RawMessage `json:"cache_control,omitempty"`
 }
 
 // FunctionDecl declares a callable function.

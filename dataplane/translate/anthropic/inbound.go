@@ -27,7 +27,14 @@ import (
 //   - max_tokens becomes max_completion_tokens;
 //   - stream requests always ask for a usage chunk: Anthropic clients
 //     expect usage in message_delta;
-//   - top_k and cache_control have no canonical field and are ignored;
+//   - cache_control on system, message and tool_result blocks and on tools
+//     becomes the canonical part's or tool's CacheControl (see
+//     canonicalCacheControl), so they survive translation; a tool_result's
+//     own marker goes on its last part, and
+//     assistant text blocks stay separate parts when one is marked. A
+//     marker on a tool_use or thinking block, or one ParseCacheControl
+//     refuses, has no canonical place and is dropped there;
+//   - top_k has no canonical field and is ignored;
 //   - what has no canonical form at all — Anthropic server tools (web
 //     search, code execution, ...), block types such as server tool results
 //     or search results, documents by URL or file id — is left out of the
@@ -153,10 +160,37 @@ func systemMessage(c wire.Content) (openai.Message, *openai.APIError) {
 		if b.Type != wire.BlockText {
 			return msg, badRequest(fmt.Sprintf("system.%d.type", j), "system.%d.type: only text blocks are allowed, got %q", j, b.Type)
 		}
-		parts = append(parts, openai.ContentPart{Type: openai.PartText, Text: b.Text})
+		parts = append(parts, openai.ContentPart{Type: openai.PartText, Text: b.Text, CacheControl: canonicalCacheControl(b.CacheControl)})
 	}
 	msg.Content = openai.PartsContent(parts...)
 	return msg, nil
+}
+
+// canonicalCacheControl returns a block's or tool's cache_control for the
+// canonical form when ParseCacheControl accepts it, else nil. An unknown
+// form is not refused here: the client's body still goes to an Anthropic
+// provider as written (Native), which judges it; other providers lose
+// only that breakpoint.
+func canonicalCacheControl(raw json.RawMessage) json.RawMessage {
+	if raw == nil {
+		return nil
+	}
+	if _, err := ParseCacheControl(raw); err != nil {
+		return nil
+	}
+	return raw
+}
+
+// markLast puts a tool_result block's own breakpoint on the last part of
+// the tool message made from it, turning string content into one text
+// part; empty content has nothing to mark.
+func markLast(c *openai.Content, cc json.RawMessage) {
+	switch {
+	case c.Kind == openai.ContentString && c.Text != "":
+		*c = openai.PartsContent(openai.ContentPart{Type: openai.PartText, Text: c.Text, CacheControl: cc})
+	case c.Kind == openai.ContentParts && len(c.Parts) > 0:
+		c.Parts[len(c.Parts)-1].CacheControl = cc
+	}
 }
 
 // appendUserTurn appends one Anthropic user turn: its tool results as tool
@@ -191,12 +225,15 @@ func appendUserTurn(msgs []openai.Message, c wire.Content, i int, no *nativeOnly
 							moved = append(moved, p)
 						}
 					}
-					if len(text) == 1 {
+					if len(text) == 1 && text[0].CacheControl == nil {
 						tm.Content = openai.TextContent(text[0].Text)
-					} else if len(text) > 1 {
+					} else if len(text) > 0 {
 						tm.Content = openai.PartsContent(text...)
 					}
 				}
+			}
+			if cc := canonicalCacheControl(b.CacheControl); cc != nil {
+				markLast(&tm.Content, cc)
 			}
 			msgs = append(msgs, tm)
 			continue
@@ -220,14 +257,15 @@ func appendUserTurn(msgs []openai.Message, c wire.Content, i int, no *nativeOnly
 func userPart(b *wire.ContentBlock, param string, no *nativeOnly) (p openai.ContentPart, keep bool, err *openai.APIError) {
 	switch b.Type {
 	case wire.BlockText:
-		return openai.ContentPart{Type: openai.PartText, Text: b.Text}, true, nil
+		return openai.ContentPart{Type: openai.PartText, Text: b.Text, CacheControl: canonicalCacheControl(b.CacheControl)}, true, nil
 	case wire.BlockImage:
 		s := b.Source
 		switch {
 		case s != nil && s.Type == wire.SourceBase64 && s.MediaType != "" && s.Data != "":
-			return openai.ContentPart{Type: openai.PartImageURL, ImageURL: &openai.ImageURL{URL: "data:" + s.MediaType + ";base64," + s.Data}}, true, nil
+			return openai.ContentPart{Type: openai.PartImageURL, ImageURL: &openai.ImageURL{URL: "data:" + s.MediaType + ";base64," + s.Data},
+				CacheControl: canonicalCacheControl(b.CacheControl)}, true, nil
 		case s != nil && s.Type == wire.SourceURL && s.URL != "":
-			return openai.ContentPart{Type: openai.PartImageURL, ImageURL: &openai.ImageURL{URL: s.URL}}, true, nil
+			return openai.ContentPart{Type: openai.PartImageURL, ImageURL: &openai.ImageURL{URL: s.URL}, CacheControl: canonicalCacheControl(b.CacheControl)}, true, nil
 		case s != nil && s.Type != wire.SourceBase64 && s.Type != wire.SourceURL && s.Type != "":
 			no.add("an image with a %q source", s.Type)
 			return openai.ContentPart{}, false, nil
@@ -237,9 +275,10 @@ func userPart(b *wire.ContentBlock, param string, no *nativeOnly) (p openai.Cont
 		s := b.Source
 		switch {
 		case s != nil && s.Type == wire.SourceBase64 && s.MediaType == "application/pdf" && s.Data != "":
-			return openai.ContentPart{Type: openai.PartFile, File: &openai.File{FileData: "data:application/pdf;base64," + s.Data}}, true, nil
+			return openai.ContentPart{Type: openai.PartFile, File: &openai.File{FileData: "data:application/pdf;base64," + s.Data},
+				CacheControl: canonicalCacheControl(b.CacheControl)}, true, nil
 		case s != nil && s.Type == "text" && s.Data != "":
-			return openai.ContentPart{Type: openai.PartText, Text: s.Data}, true, nil
+			return openai.ContentPart{Type: openai.PartText, Text: s.Data, CacheControl: canonicalCacheControl(b.CacheControl)}, true, nil
 		case s != nil && s.Type != "":
 			no.add("a document with a %q source", s.Type)
 			return openai.ContentPart{}, false, nil
@@ -263,14 +302,17 @@ func appendAssistantTurn(msgs []openai.Message, c wire.Content, i int, no *nativ
 		return append(msgs, m), nil
 	}
 	var text, thinking strings.Builder
-	hasText := false
+	var parts []openai.ContentPart // the text blocks, kept apart when one has a cache breakpoint
+	marked := false
 	for j := range c.Blocks {
 		b := &c.Blocks[j]
 		param := fmt.Sprintf("messages.%d.content.%d", i, j)
 		switch b.Type {
 		case wire.BlockText:
 			text.WriteString(b.Text)
-			hasText = true
+			p := openai.ContentPart{Type: openai.PartText, Text: b.Text, CacheControl: canonicalCacheControl(b.CacheControl)}
+			marked = marked || p.CacheControl != nil
+			parts = append(parts, p)
 		case wire.BlockThinking:
 			thinking.WriteString(b.Thinking)
 			if b.Signature != "" {
@@ -292,7 +334,10 @@ func appendAssistantTurn(msgs []openai.Message, c wire.Content, i int, no *nativ
 			no.add("content block type %q", b.Type)
 		}
 	}
-	if hasText {
+	switch {
+	case marked:
+		m.Content = openai.PartsContent(parts...)
+	case len(parts) > 0:
 		m.Content = openai.TextContent(text.String())
 	}
 	m.ReasoningContent = thinking.String()
@@ -313,7 +358,7 @@ func inboundTools(in *wire.MessagesRequest, out *openai.ChatRequest, no *nativeO
 			schema = objectSchema
 		}
 		out.Tools = append(out.Tools, openai.Tool{Type: "function", Function: openai.FunctionDecl{
-			Name: t.Name, Description: t.Description, Parameters: schema}})
+			Name: t.Name, Description: t.Description, Parameters: schema}, CacheControl: canonicalCacheControl(t.CacheControl)})
 	}
 	tc := in.ToolChoice
 	if tc == nil {

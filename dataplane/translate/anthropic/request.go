@@ -30,6 +30,9 @@
 //     keeps the default room and budget_tokens < max_tokens holds. With
 //     thinking, temperature is not sent (Anthropic accepts only 1, its
 //     default) and top_p only when it lies in Anthropic's 0.95..1.
+//   - cache_control (prompt caching) on a content part or a tool goes onto
+//     the block or tool made from it; with more than MaxCacheBreakpoints
+//     the last ones are kept (see limitCacheBreakpoints).
 package anthropic
 
 import (
@@ -40,6 +43,7 @@ import (
 	"net/http"
 	"strings"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	json "github.com/go-json-experiment/json/v1"
 	"tollgate.dev/tollgate/dataplane/routetable"
 	wire "tollgate.dev/tollgate/dataplane/schema/anthropic"
@@ -153,6 +157,7 @@ func BuildRequest(req *openai.ChatRequest, model string, p *routetable.Provider)
 	if err != nil {
 		return nil, err
 	}
+	limitCacheBreakpoints(out)
 
 	budget := 0
 	if req.ReasoningEffort != "" && !forced && reasoningTailSigned(out.Messages) {
@@ -368,7 +373,7 @@ func textBlocks(c openai.Content, i int) ([]wire.ContentBlock, error) {
 				return nil, badRequest(fmt.Sprintf("messages[%d].content[%d].type", i, j), "only text parts are allowed in this message, got %q", p.Type)
 			}
 			if p.Text != "" {
-				out = append(out, wire.ContentBlock{Type: wire.BlockText, Text: p.Text})
+				out = append(out, wire.ContentBlock{Type: wire.BlockText, Text: p.Text, CacheControl: p.CacheControl})
 			}
 		}
 		return out, nil
@@ -388,7 +393,7 @@ func userBlocks(c openai.Content, i int) ([]wire.ContentBlock, error) {
 		switch p.Type {
 		case openai.PartText:
 			if p.Text != "" {
-				out = append(out, wire.ContentBlock{Type: wire.BlockText, Text: p.Text})
+				out = append(out, wire.ContentBlock{Type: wire.BlockText, Text: p.Text, CacheControl: p.CacheControl})
 			}
 		case openai.PartImageURL:
 			if p.ImageURL == nil || p.ImageURL.URL == "" {
@@ -398,7 +403,7 @@ func userBlocks(c openai.Content, i int) ([]wire.ContentBlock, error) {
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, wire.ContentBlock{Type: wire.BlockImage, Source: src})
+			out = append(out, wire.ContentBlock{Type: wire.BlockImage, Source: src, CacheControl: p.CacheControl})
 		case openai.PartFile:
 			if p.File == nil || p.File.FileData == "" {
 				return nil, badRequest(param+".file", "file parts must carry file_data (file_id is not supported by Anthropic models)")
@@ -414,7 +419,8 @@ func userBlocks(c openai.Content, i int) ([]wire.ContentBlock, error) {
 			if d.MediaType != "application/pdf" {
 				return nil, badRequest(param+".file.file_data", "only PDF files are supported by Anthropic models, got %q", d.MediaType)
 			}
-			out = append(out, wire.ContentBlock{Type: wire.BlockDocument, Source: &wire.Source{Type: wire.SourceBase64, MediaType: d.MediaType, Data: d.Base64}})
+			out = append(out, wire.ContentBlock{Type: wire.BlockDocument, Source: &wire.Source{Type: wire.SourceBase64, MediaType: d.MediaType, Data: d.Base64},
+				CacheControl: p.CacheControl})
 		default:
 			return nil, badRequest(param+".type", "content part type %q is not supported by Anthropic models", p.Type)
 		}
@@ -518,7 +524,8 @@ func convertTools(req *openai.ChatRequest, out *wire.MessagesRequest) (forced bo
 		if len(bytes.TrimSpace(schema)) == 0 || bytes.Equal(bytes.TrimSpace(schema), []byte("null")) {
 			schema = objectSchema
 		}
-		out.Tools = append(out.Tools, wire.Tool{Name: t.Function.Name, Description: t.Function.Description, InputSchema: schema})
+		out.Tools = append(out.Tools, wire.Tool{Name: t.Function.Name, Description: t.Function.Description, InputSchema: schema,
+			CacheControl: t.CacheControl})
 	}
 
 	var choice *wire.ToolChoice
@@ -581,3 +588,79 @@ func convertTools(req *openai.ChatRequest, out *wire.MessagesRequest) (forced bo
 }
 
 var objectSchema = json.RawMessage(`{"type":"object"}`)
+
+// MaxCacheBreakpoints is how many cache_control markers Anthropic accepts
+// in one request (tools, system and messages together).
+const MaxCacheBreakpoints = 4
+
+// limitCacheBreakpoints keeps the last MaxCacheBreakpoints cache_control
+// markers, in the order Anthropic reads the prompt (tools, system,
+// messages, blocks inside a tool result in their place), and drops the
+// earlier ones, instead of sending a request Anthropic rejects. A
+// breakpoint caches the whole prefix up to it, so a later one covers all
+// an earlier one does and more: clients that mark each new turn (as
+// agents do) keep their newest, largest prefixes, and a read still hits
+// an older cache entry up to about 20 blocks back.
+func limitCacheBreakpoints(out *wire.MessagesRequest) {
+	var marks []*json.RawMessage
+	for i := range out.Tools {
+		if out.Tools[i].CacheControl != nil {
+			marks = append(marks, &out.Tools[i].CacheControl)
+		}
+	}
+	var blocks func([]wire.ContentBlock)
+	blocks = func(bs []wire.ContentBlock) {
+		for i := range bs {
+			if c := bs[i].Content; c != nil {
+				blocks(c.Blocks)
+			}
+			if bs[i].CacheControl != nil {
+				marks = append(marks, &bs[i].CacheControl)
+			}
+		}
+	}
+	if out.System != nil {
+		blocks(out.System.Blocks)
+	}
+	for i := range out.Messages {
+		blocks(out.Messages[i].Content.Blocks)
+	}
+	for len(marks) > MaxCacheBreakpoints {
+		*marks[0] = nil
+		marks = marks[1:]
+	}
+}
+
+// CacheControl is a prompt-caching breakpoint as Anthropic defines it.
+type CacheControl struct {
+	// Type is always "ephemeral".
+	Type string `json:"type"`
+	// TTL is "5m" (Anthropic's default when empty) or "1h".
+	TTL string `json:"ttl,omitempty"`
+}
+
+// ParseCacheControl reads a cache_control value as Anthropic accepts it:
+// an object with "type":"ephemeral" and, optionally, "ttl" "5m" or "1h",
+// member names exact and no other members. Clients of both dialects are
+// held to it at parse time, so a marker that reaches a translator is one
+// Anthropic and Bedrock take; the error text suits a 400 message.
+func ParseCacheControl(raw json.RawMessage) (CacheControl, error) {
+	var cc struct {
+		Type string  `json:"type"`
+		TTL  *string `json:"ttl"`
+	}
+	if err := jsonv2.Unmarshal(raw, &cc, jsonv2.RejectUnknownMembers(true)); err != nil || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return CacheControl{}, fmt.Errorf(`expected an object {"type":"ephemeral"} with an optional "ttl" of "5m" or "1h"`)
+	}
+	if cc.Type != "ephemeral" {
+		return CacheControl{}, fmt.Errorf(`type must be "ephemeral"`)
+	}
+	out := CacheControl{Type: cc.Type}
+	if cc.TTL != nil {
+		if *cc.TTL != "5m" && *cc.TTL != "1h" {
+			return CacheControl{}, fmt.Errorf(`ttl must be "5m" or "1h"`)
+		}
+		out.TTL = *cc.TTL
+	}
+	return out, nil
+}
