@@ -16,8 +16,9 @@ import (
 // passthroughBody is ChatBody built from the client's own bytes (req.Native)
 // rather than from the struct: top-level members are copied as they came,
 // in their order, except those the flavor's rules (see ChatBody) change —
-// model, stream_options, max_tokens / max_completion_tokens, metadata, and
-// messages when a message must change, which are written from the struct.
+// model, stream_options, max_tokens / max_completion_tokens, metadata,
+// messages when a message must change, and tools when one has
+// cache_control, which are written from the struct.
 // So fields Tollgate does not model (logit_bias, service_tier, prediction,
 // store, a vLLM server's own sampling parameters...) reach the upstream,
 // as they would if the client called it directly, and the prompt is not
@@ -34,8 +35,15 @@ func (t *Translator) passthroughBody(req *openai.ChatRequest, msgs []openai.Mess
 		return nil, false
 	}
 	msgsChanged := len(msgs) != len(req.Messages) || (len(msgs) > 0 && &msgs[0] != &req.Messages[0])
+	tools := toolsWithoutCacheControl(req.Tools)
+	toolsChanged := len(tools) > 0 && &tools[0] != &req.Tools[0]
 	out := make([]byte, 0, len(raw)+len(model)+64)
 	out = append(out, '{')
+	encoded := func(key string, v any) bool { // a member written from the struct
+		b, err := json.Marshal(v)
+		out = append(member(out, key), b...)
+		return err == nil
+	}
 	var seen uint64
 	p := parser{b: raw}
 	ok := p.object(func(key []byte) bool {
@@ -74,12 +82,11 @@ func (t *Translator) passthroughBody(req *openai.ChatRequest, msgs []openai.Mess
 			}
 		case "messages":
 			if msgsChanged {
-				b, err := json.Marshal(msgs)
-				if err != nil {
-					return false
-				}
-				out = append(member(out, "messages"), b...)
-				return true
+				return encoded("messages", msgs)
+			}
+		case "tools":
+			if toolsChanged {
+				return encoded("tools", tools)
 			}
 		}
 		out = append(member(out, string(key)), val...)

@@ -7,9 +7,11 @@
 // Because the wire format is the canonical one, translation here is mostly
 // about what must not leak: Tollgate-only fields (reasoning_signature),
 // fields a backend rejects (reasoning_content for OpenAI, max_tokens for
-// OpenAI reasoning models), and on the way back, provider quirks (Azure's
-// filter-annotation chunks, repeated roles, missing finish reasons, usage
-// attached to content chunks) are normalised to the ChunkReader contract.
+// OpenAI reasoning models, cache_control on parts and tools, which is
+// Anthropic prompt caching carried in the canonical form), and on the way
+// back, provider quirks (Azure's filter-annotation chunks, repeated roles,
+// missing finish reasons, usage attached to content chunks) are normalised
+// to the ChunkReader contract.
 package openai
 
 import (
@@ -19,6 +21,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	json "github.com/go-json-experiment/json/v1"
@@ -220,7 +223,9 @@ type azureChatBody struct {
 //   - all: model replaced by the target model (omitted for Azure);
 //     stream_options is {"include_usage":true} on streams and absent
 //     otherwise; reasoning_signature (Tollgate-only) is dropped, and so
-//     are empty text parts (they would go out without their text);
+//     are empty text parts (they would go out without their text), and
+//     cache_control on parts and tools (Anthropic prompt caching: OpenAI
+//     rejects the unknown field, and caches prompt prefixes by itself);
 //   - OpenAI: max_tokens moves to max_completion_tokens (unless that is
 //     set); reasoning_content is dropped from history (OpenAI rejects it);
 //   - Azure: reasoning_content and metadata are dropped; developer
@@ -258,6 +263,7 @@ func (t *Translator) ChatBody(req *openai.ChatRequest, model string) ([]byte, er
 		out.Metadata = nil
 	}
 	out.Messages = msgs
+	out.Tools = toolsWithoutCacheControl(req.Tools)
 	var b []byte
 	var err error
 	if t.flavor == FlavorAzure {
@@ -282,7 +288,7 @@ func (t *Translator) historyFor(msgs []openai.Message) []openai.Message {
 		return m.ReasoningSignature != "" ||
 			(dropReasoning && m.ReasoningContent != "") ||
 			(mapDeveloper && m.Role == openai.RoleDeveloper) ||
-			hasEmptyText(m.Content)
+			hasEmptyText(m.Content) || hasCacheControl(m.Content)
 	}
 	first := -1
 	for i := range msgs {
@@ -305,9 +311,32 @@ func (t *Translator) historyFor(msgs []openai.Message) []openai.Message {
 		if mapDeveloper && m.Role == openai.RoleDeveloper {
 			m.Role = openai.RoleSystem
 		}
-		if hasEmptyText(m.Content) {
-			m.Content = withoutEmptyText(m.Content)
+		if hasEmptyText(m.Content) || hasCacheControl(m.Content) {
+			m.Content = upstreamParts(m.Content)
 		}
+	}
+	return out
+}
+
+// hasCacheControl reports a part with a cache_control marker.
+func hasCacheControl(c openai.Content) bool {
+	for i := range c.Parts {
+		if c.Parts[i].CacheControl != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// toolsWithoutCacheControl returns tools, or a copy without cache_control
+// when any tool has one.
+func toolsWithoutCacheControl(tools []openai.Tool) []openai.Tool {
+	if !slices.ContainsFunc(tools, func(t openai.Tool) bool { return t.CacheControl != nil }) {
+		return tools
+	}
+	out := slices.Clone(tools)
+	for i := range out {
+		out[i].CacheControl = nil
 	}
 	return out
 }
@@ -324,12 +353,14 @@ func hasEmptyText(c openai.Content) bool {
 	return false
 }
 
-// withoutEmptyText returns c without empty text parts; a content left with
-// no part becomes the empty string.
-func withoutEmptyText(c openai.Content) openai.Content {
+// upstreamParts returns c without empty text parts and without
+// cache_control markers; a content left with no part becomes the empty
+// string.
+func upstreamParts(c openai.Content) openai.Content {
 	parts := make([]openai.ContentPart, 0, len(c.Parts))
 	for _, p := range c.Parts {
 		if p.Type != openai.PartText || p.Text != "" {
+			p.CacheControl = nil
 			parts = append(parts, p)
 		}
 	}

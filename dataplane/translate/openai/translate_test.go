@@ -156,6 +156,13 @@ func TestParseChatRequestErrors(t *testing.T) {
 		{`{"model":"m","messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}`, "stream_options", CodeInvalidValue},
 		{`{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"bad name"}}]}`, "tools[0].function.name", CodeInvalidValue},
 		{`{"model":"m","messages":[{"role":"user","content":"x"}],"stop":["a","b","c","d","e"]}`, "stop", CodeArrayTooLong},
+		{`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"x","cache_control":{"type":"persistent"}}]}]}`, "messages[0].content[0].cache_control", CodeInvalidValue},
+		{`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"x","cache_control":"ephemeral"}]}]}`, "messages[0].content[0].cache_control", CodeInvalidValue},
+		{`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"x","cache_control":null}]}]}`, "messages[0].content[0].cache_control", CodeInvalidValue},
+		{`{"model":"m","messages":[{"role":"system","content":[{"type":"text","text":"x","cache_control":{"type":"ephemeral","ttl":"2h"}}]}]}`, "messages[0].content[0].cache_control", CodeInvalidValue},
+		{`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"x","cache_control":{"Type":"ephemeral"}}]}]}`, "messages[0].content[0].cache_control", CodeInvalidValue},
+		{`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"x","cache_control":{"type":"ephemeral","scope":"org"}}]}]}`, "messages[0].content[0].cache_control", CodeInvalidValue},
+		{`{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"},"cache_control":{}}]}`, "tools[0].cache_control", CodeInvalidValue},
 	}
 	for _, tc := range tests {
 		_, aerr := ParseChatRequest([]byte(tc.body))
@@ -174,4 +181,56 @@ func TestParseChatRequestErrors(t *testing.T) {
 			t.Errorf("%s: got %d %q %q %q", tc.body, aerr.Status, param, code, aerr.Message)
 		}
 	}
+}
+
+// TestCacheControlNeverSentUpstream holds prompt-caching markers (Anthropic's
+// cache_control, accepted on parts and tools) to the OpenAI family: the
+// parser accepts them, and no flavor sends them, whether the body is the
+// client's own (passthrough) or re-encoded from the struct.
+func TestCacheControlNeverSentUpstream(t *testing.T) {
+	bodies := []string{
+		`{"model":"m","messages":[{"role":"system","content":[{"type":"text","text":"sys","cache_control":{"type":"ephemeral"}}]},{"role":"user","content":"x"}]}`,
+		`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"https://x/y.png"},"cache_control":{"type":"ephemeral","ttl":"1h"}}]}],"logit_bias":{"1":2}}`,
+		`{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}},{"type":"function","function":{"name":"g"},"cache_control":{"type":"ephemeral","ttl":"5m"}}],"store":true}`,
+		`{"model":"m","messages":[{"role":"user","content":"x"},{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c1","content":[{"type":"text","text":"r","cache_control":{"type":"ephemeral"}}]}],"tools":[{"type":"function","function":{"name":"f"},"cache_control":{"type":"ephemeral"}}],"stream":true}`,
+	}
+	for i, body := range bodies {
+		req, aerr := ParseChatRequest([]byte(body))
+		if aerr != nil {
+			t.Fatalf("body %d rejected: %v", i, aerr)
+		}
+		if !strings.Contains(string(mustMarshal(t, req)), "cache_control") {
+			t.Fatalf("body %d: the canonical form lost cache_control", i)
+		}
+		for _, native := range []bool{true, false} {
+			r := *req
+			if !native {
+				r.Native = nil
+			}
+			for _, tr := range []*Translator{NewOpenAI(), NewAzure(), NewCompatible()} {
+				b, err := tr.ChatBody(&r, "target")
+				if err != nil {
+					t.Fatalf("body %d %s: %v", i, tr.Flavor(), err)
+				}
+				if strings.Contains(string(b), "cache_control") {
+					t.Errorf("body %d %s (native %v): cache_control sent upstream: %s", i, tr.Flavor(), native, b)
+				}
+				if native && strings.Contains(body, "logit_bias") && !strings.Contains(string(b), "logit_bias") {
+					t.Errorf("body %d %s: passthrough lost an unmodelled field: %s", i, tr.Flavor(), b)
+				}
+			}
+		}
+		if after := mustMarshal(t, req); !strings.Contains(string(after), "cache_control") {
+			t.Fatalf("body %d: ChatBody mutated the request", i)
+		}
+	}
+}
+
+func mustMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

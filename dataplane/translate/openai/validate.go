@@ -6,6 +6,7 @@ import (
 
 	json "github.com/go-json-experiment/json/v1"
 	"tollgate.dev/tollgate/dataplane/schema/openai"
+	"tollgate.dev/tollgate/dataplane/translate/anthropic"
 )
 
 // validateChat checks a decoded request against the rules OpenAI enforces,
@@ -143,6 +144,9 @@ func validateContent(body []byte, i int, m *openai.Message) *openai.APIError {
 			return invalid(CodeInvalidValue, pp()+".type", "invalid value for '%s.type': %s. supported values for role '%s' are: %s",
 				pp(), quote(part.Type), m.Role, desc)
 		}
+		if err := validateCacheControl(part.CacheControl, pp); err != nil {
+			return err
+		}
 		switch part.Type {
 		case openai.PartText:
 			if part.Text == "" && !partHasKey(body, i, j, "text") {
@@ -207,6 +211,20 @@ func partHasKey(body []byte, i, j int, key string) bool {
 	return ok && !bytes.Equal(bytes.TrimSpace(v), []byte("null"))
 }
 
+// validateCacheControl checks a part's or tool's cache_control (Anthropic
+// prompt caching, see openai.ContentPart.CacheControl) when there is one:
+// a marker Anthropic would reject is refused here, whatever provider the
+// route picks, rather than by whichever Claude target it reaches.
+func validateCacheControl(raw json.RawMessage, at func() string) *openai.APIError {
+	if raw == nil {
+		return nil
+	}
+	if _, err := anthropic.ParseCacheControl(raw); err != nil {
+		return invalid(CodeInvalidValue, at()+".cache_control", "invalid value for '%s.cache_control': %v", at(), err)
+	}
+	return nil
+}
+
 func validName(name string) bool {
 	if name == "" || len(name) > MaxFunctionNameLen {
 		return false
@@ -232,6 +250,9 @@ func validateTools(req *openai.ChatRequest) *openai.APIError {
 		}
 		if t.Function.Name == "" {
 			return missing(p() + ".function.name")
+		}
+		if err := validateCacheControl(t.CacheControl, p); err != nil {
+			return err
 		}
 		if !validName(t.Function.Name) {
 			return invalid(CodeInvalidValue, p()+".function.name",
