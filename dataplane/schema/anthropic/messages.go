@@ -127,8 +127,9 @@ type ContentBlock struct {
 	Signature string `json:"signature,omitempty"`
 	Data      string `json:"data,omitempty"`
 
-	// CacheControl is kept verbatim when read; the canonical OpenAI form has
-	// no place for it, so translators do not forward it.
+	// CacheControl is a prompt-caching breakpoint, kept verbatim: the
+	// inbound parser copies it to the canonical part, from which the
+	// Anthropic and Bedrock translators write it again (docs/dialects.md).
 	CacheControl json.RawMessage `json:"cache_control,omitempty"`
 }
 

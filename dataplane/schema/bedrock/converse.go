@@ -31,10 +31,24 @@ type Message struct {
 	Content []ContentBlock `json:"content"`
 }
 
-// SystemContent is one block of the system prompt.
+// SystemContent is a union: one block of the system prompt, or a cache
+// point after the blocks before it.
 type SystemContent struct {
-	Text string `json:"text"`
+	Text       string           `json:"text,omitempty"`
+	CachePoint *CachePointBlock `json:"cachePoint,omitempty"`
 }
+
+// CachePointBlock is a prompt-caching checkpoint: the prompt up to it (in
+// the order toolConfig, system, messages) is cached. Its own element of
+// the system, a message's content or toolConfig.tools, after what it
+// closes.
+type CachePointBlock struct {
+	Type string `json:"type"`          // always CachePointDefault
+	TTL  string `json:"ttl,omitempty"` // "5m" (default) or "1h", for the models that take it
+}
+
+// CachePointDefault is the only CachePointBlock type.
+const CachePointDefault = "default"
 
 // ContentBlock is a union: exactly one member is set. Text is a pointer so an
 // empty text block can be told apart from a non-text block when decoding.
@@ -45,6 +59,7 @@ type ContentBlock struct {
 	ToolUse          *ToolUseBlock     `json:"toolUse,omitempty"`
 	ToolResult       *ToolResultBlock  `json:"toolResult,omitempty"`
 	ReasoningContent *ReasoningContent `json:"reasoningContent,omitempty"`
+	CachePoint       *CachePointBlock  `json:"cachePoint,omitempty"`
 }
 
 // TextBlock returns a text content block.
@@ -140,9 +155,11 @@ type ToolConfig struct {
 	ToolChoice *ToolChoice `json:"toolChoice,omitempty"`
 }
 
-// Tool is a union; only toolSpec is used.
+// Tool is a union: a tool's spec, or a cache point after the tools
+// before it.
 type Tool struct {
-	ToolSpec *ToolSpec `json:"toolSpec,omitempty"`
+	ToolSpec   *ToolSpec        `json:"toolSpec,omitempty"`
+	CachePoint *CachePointBlock `json:"cachePoint,omitempty"`
 }
 
 // ToolSpec declares one function tool.

@@ -49,6 +49,13 @@
 //   - file parts (file_data, as a data: URL or bare base64) become document
 //     blocks (pdf, csv, doc(x), xls(x), html, txt, md) named after their
 //     filename, reduced to the characters Converse allows.
+//   - cache_control (Anthropic prompt caching, on a part or a tool) becomes
+//     a cachePoint element right after the system text, content block,
+//     tool result or tool it closes, with its ttl; a marked system part
+//     ends a system block there (the text between breakpoints is one
+//     block, as without them). At most MaxCachePoints are sent, the last
+//     ones, as for Anthropic. Models without prompt caching reject cache
+//     points: that is for the client to know, as with Anthropic.
 //   - n > 1, logprobs, audio and file_id parts are rejected with 400; seed,
 //     penalties, user and metadata have no Converse equivalent and are dropped.
 package bedrock
@@ -227,6 +234,7 @@ func BuildConverse(ctx context.Context, req *openai.ChatRequest, t translate.Tar
 	if err != nil {
 		return nil, err
 	}
+	limitCachePoints(out)
 
 	cfg := &wire.InferenceConfig{}
 	clientMax := req.MaxOutputTokens()
@@ -334,12 +342,9 @@ func convertMessages(ctx context.Context, req *openai.ChatRequest, t translate.T
 		param := fmt.Sprintf("messages[%d]", i)
 		switch m.Role {
 		case openai.RoleSystem, openai.RoleDeveloper:
-			text, err := textOnly(m.Content, param)
-			if err != nil {
+			var err error
+			if out.System, err = appendSystem(out.System, m.Content, param); err != nil {
 				return nil, err
-			}
-			if !blank(text) {
-				out.System = append(out.System, wire.SystemContent{Text: text})
 			}
 		case openai.RoleUser:
 			blocks, err := userBlocks(ctx, m.Content, t, &docs, param)
@@ -364,7 +369,15 @@ func convertMessages(ctx context.Context, req *openai.ChatRequest, t translate.T
 			if err != nil {
 				return nil, err
 			}
-			ts.add(wire.RoleUser, b)
+			// Converse has no cache point inside a tool result: the last
+			// marked part's point follows the whole result.
+			var cc json.RawMessage
+			for _, p := range m.Content.Parts {
+				if p.CacheControl != nil {
+					cc = p.CacheControl
+				}
+			}
+			ts.add(wire.RoleUser, withCachePoint([]wire.ContentBlock{b}, cc)...)
 		default:
 			return nil, badRequest(param+".role", "role %q is not supported", m.Role)
 		}
@@ -378,19 +391,103 @@ func convertMessages(ctx context.Context, req *openai.ChatRequest, t translate.T
 // Such blocks are dropped; tool results are exempt, Converse accepts them.
 func blank(s string) bool { return strings.TrimSpace(s) == "" }
 
-// textOnly returns the text of a content that may hold text parts only.
-func textOnly(c openai.Content, param string) (string, error) {
+// appendSystem appends a system or developer message to the system blocks:
+// its text as one block, split after each part with a cache breakpoint,
+// which is followed by its cache point.
+func appendSystem(sys []wire.SystemContent, c openai.Content, param string) ([]wire.SystemContent, error) {
 	if c.Kind != openai.ContentParts {
-		return c.Text, nil
+		if !blank(c.Text) {
+			sys = append(sys, wire.SystemContent{Text: c.Text})
+		}
+		return sys, nil
 	}
 	var b strings.Builder
 	for j, p := range c.Parts {
 		if p.Type != openai.PartText {
-			return "", badRequest(fmt.Sprintf("%s.content[%d].type", param, j), "content part type %q is not allowed here", p.Type)
+			return nil, badRequest(fmt.Sprintf("%s.content[%d].type", param, j), "content part type %q is not allowed here", p.Type)
 		}
 		b.WriteString(p.Text)
+		if cp := cachePoint(p.CacheControl); cp != nil || j == len(c.Parts)-1 {
+			if !blank(b.String()) {
+				sys = append(sys, wire.SystemContent{Text: b.String()})
+			}
+			b.Reset()
+			if cp != nil && len(sys) > 0 {
+				sys = append(sys, wire.SystemContent{CachePoint: cp})
+			}
+		}
 	}
-	return b.String(), nil
+	return sys, nil
+}
+
+// cachePoint maps a canonical cache_control to a Converse cache point, nil
+// when there is none (or one ParseCacheControl refuses, which the parsers
+// already keep out of the canonical form).
+func cachePoint(raw json.RawMessage) *wire.CachePointBlock {
+	if raw == nil {
+		return nil
+	}
+	cc, err := anthropic.ParseCacheControl(raw)
+	if err != nil {
+		return nil
+	}
+	return &wire.CachePointBlock{Type: wire.CachePointDefault, TTL: cc.TTL}
+}
+
+// withCachePoint appends the cache point of a part's cache_control after
+// blocks, when there is one and blocks has something for it to close.
+func withCachePoint(blocks []wire.ContentBlock, raw json.RawMessage) []wire.ContentBlock {
+	if cp := cachePoint(raw); cp != nil && len(blocks) > 0 {
+		return append(blocks, wire.ContentBlock{CachePoint: cp})
+	}
+	return blocks
+}
+
+// MaxCachePoints is how many cache points Bedrock takes in one request
+// (Claude's limit of four breakpoints).
+const MaxCachePoints = anthropic.MaxCacheBreakpoints
+
+// limitCachePoints keeps the last MaxCachePoints cache points in prompt
+// order (toolConfig, system, messages) and removes the earlier ones, for
+// the reason anthropic's limitCacheBreakpoints gives: a later point caches
+// all an earlier one does and more.
+func limitCachePoints(out *wire.ConverseRequest) {
+	n := 0
+	if out.ToolConfig != nil {
+		n += countFunc(out.ToolConfig.Tools, func(t wire.Tool) bool { return t.CachePoint != nil })
+	}
+	n += countFunc(out.System, func(s wire.SystemContent) bool { return s.CachePoint != nil })
+	for _, m := range out.Messages {
+		n += countFunc(m.Content, func(b wire.ContentBlock) bool { return b.CachePoint != nil })
+	}
+	drop := n - MaxCachePoints
+	dropping := func(isPoint bool) bool {
+		if isPoint && drop > 0 {
+			drop--
+			return true
+		}
+		return false
+	}
+	if drop <= 0 {
+		return
+	}
+	if out.ToolConfig != nil {
+		out.ToolConfig.Tools = slices.DeleteFunc(out.ToolConfig.Tools, func(t wire.Tool) bool { return dropping(t.CachePoint != nil) })
+	}
+	out.System = slices.DeleteFunc(out.System, func(s wire.SystemContent) bool { return dropping(s.CachePoint != nil) })
+	for i := range out.Messages {
+		out.Messages[i].Content = slices.DeleteFunc(out.Messages[i].Content, func(b wire.ContentBlock) bool { return dropping(b.CachePoint != nil) })
+	}
+}
+
+func countFunc[T any](s []T, f func(T) bool) int {
+	n := 0
+	for _, v := range s {
+		if f(v) {
+			n++
+		}
+	}
+	return n
 }
 
 func userBlocks(ctx context.Context, c openai.Content, t translate.Target, docs *docNames, param string) ([]wire.ContentBlock, error) {
@@ -423,6 +520,7 @@ func userBlocks(ctx context.Context, c openai.Content, t translate.Target, docs 
 		default:
 			return nil, badRequest(pp+".type", "content part type %q is not supported by the Bedrock backend", p.Type)
 		}
+		blocks = withCachePoint(blocks, p.CacheControl)
 	}
 	return blocks, nil
 }
@@ -580,6 +678,7 @@ func assistantBlocks(m *openai.Message, param string) ([]wire.ContentBlock, erro
 			default:
 				return nil, badRequest(fmt.Sprintf("%s.content[%d].type", param, j), "assistant content part type %q is not supported", p.Type)
 			}
+			blocks = withCachePoint(blocks, p.CacheControl)
 		}
 	} else if !blank(m.Content.Text) {
 		blocks = append(blocks, wire.TextBlock(m.Content.Text))
@@ -678,6 +777,9 @@ func convertTools(req *openai.ChatRequest, historyTools []string, out *wire.Conv
 			desc = "" // Converse rejects an empty description; omit it
 		}
 		tools = append(tools, wire.Tool{ToolSpec: &wire.ToolSpec{Name: t.Function.Name, Description: desc, InputSchema: wire.InputSchema{JSON: schema}}})
+		if cp := cachePoint(t.CacheControl); cp != nil {
+			tools = append(tools, wire.Tool{CachePoint: cp})
+		}
 	}
 
 	mode := openai.ToolChoiceAuto
