@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -9,6 +10,9 @@ import (
 	"github.com/anthropics/anthropic-sdk-go/v2/option"
 
 	"tollgate.dev/tollgate/dataplane/routetable"
+	"tollgate.dev/tollgate/dataplane/server"
+	"tollgate.dev/tollgate/dataplane/translate/providers"
+	"tollgate.dev/tollgate/test/fakeprovider"
 )
 
 // anthropicClient is the official Anthropic SDK pointed at the gateway,
@@ -169,5 +173,77 @@ func TestAnthropicNativeOnly(t *testing.T) {
 	}
 	if n := g.fakes[routetable.ProviderGemini].Count(); n != 0 {
 		t.Errorf("Gemini got %d requests", n)
+	}
+}
+
+// TestAnthropicFailoverAcrossRelays: an Anthropic client's route fails over
+// between an Anthropic target (native: the provider's events forwarded) and
+// a Gemini one (translated), in both orders, streamed and not; the client
+// never sees the failed attempt and gets a well-formed answer either way.
+func TestAnthropicFailoverAcrossRelays(t *testing.T) {
+	anth := fakeprovider.Start(fakeprovider.Behavior{})
+	gem := fakeprovider.Start(fakeprovider.Behavior{})
+	t.Cleanup(anth.Close)
+	t.Cleanup(gem.Close)
+	tbl := &routetable.Table{
+		Keys: []routetable.Key{{ID: "team-a/app", Namespace: "team-a", Name: "app", Team: "a", Hash: server.HashKey(testKey)}},
+		Providers: []routetable.Provider{
+			newProvider(routetable.ProviderAnthropic, "anthropic", anth.URL),
+			newProvider(routetable.ProviderGemini, "gemini", gem.URL),
+		},
+		Routes: []routetable.Route{
+			{ID: "team-a/claude-first", Namespace: "team-a", Name: "claude-first", Model: "claude-first", Retry: routetable.Retry{Attempts: 1},
+				Targets: []routetable.Target{{Provider: "team-a/anthropic", Model: "claude-x"}, {Provider: "team-a/gemini", Model: "gemini-x"}}},
+			{ID: "team-a/gemini-first", Namespace: "team-a", Name: "gemini-first", Model: "gemini-first", Retry: routetable.Retry{Attempts: 1},
+				Targets: []routetable.Target{{Provider: "team-a/gemini", Model: "gemini-x"}, {Provider: "team-a/anthropic", Model: "claude-x"}}},
+		},
+	}
+	if err := tbl.Finalize(); err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(server.Options{Translators: providers.For})
+	if err := srv.SetTable(tbl); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	c := (&gateway{URL: hs.URL}).anthropicClient()
+
+	for _, tc := range []struct {
+		model           string
+		failing, answer *fakeprovider.Server
+	}{{"claude-first", anth, gem}, {"gemini-first", gem, anth}} {
+		for _, streamed := range []bool{false, true} {
+			tc.failing.SetBehavior(fakeprovider.Behavior{FailFirst: 1, FailStatus: 503})
+			tc.answer.SetBehavior(fakeprovider.Behavior{})
+			tc.failing.Reset()
+			tc.answer.Reset()
+			params := anthropic.MessageNewParams{Model: anthropic.Model(tc.model), MaxTokens: 64,
+				Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))}}
+			var msg anthropic.Message
+			if streamed {
+				stream := c.Messages.NewStreaming(ctx(t), params)
+				for stream.Next() {
+					if err := msg.Accumulate(stream.Current()); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := stream.Err(); err != nil {
+					t.Fatalf("%s streamed: %v", tc.model, err)
+				}
+			} else {
+				m, err := c.Messages.New(ctx(t), params)
+				if err != nil {
+					t.Fatalf("%s: %v", tc.model, err)
+				}
+				msg = *m
+			}
+			if text(msg) != "echo: hi" || msg.Model != anthropic.Model(tc.model) || msg.StopReason != anthropic.StopReasonEndTurn {
+				t.Errorf("%s streamed=%v: %q model %q stop %q", tc.model, streamed, text(msg), msg.Model, msg.StopReason)
+			}
+			if tc.failing.Count() != 1 || tc.answer.Count() != 1 {
+				t.Errorf("%s streamed=%v: failing target got %d requests, answering %d", tc.model, streamed, tc.failing.Count(), tc.answer.Count())
+			}
+		}
 	}
 }
