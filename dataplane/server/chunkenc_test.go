@@ -15,9 +15,16 @@ import (
 )
 
 func sp(s string) *string { return &s }
-func ip(i int) *int       { return &i }
 
-// chunkCases are representative chunks of the shapes appendChunk writes
+// invalidUTF8 is what json.Marshal writes for an invalid byte (\ufffd, or
+// U+FFFD itself under GOEXPERIMENT=jsonv2).
+func invalidUTF8() string {
+	b, _ := json.Marshal("\xff")
+	return string(b[1 : len(b)-1])
+}
+func ip(i int) *int { return &i }
+
+// chunkCases are representative chunks of the shapes openai.AppendChunk writes
 // (fast) and of the shapes it leaves to encoding/json (!fast).
 func chunkCases() []struct {
 	name  string
@@ -97,15 +104,15 @@ func TestAppendChunk(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, ok := appendChunk([]byte("prefix"), &tc.c)
+			got, ok := openai.AppendChunk([]byte("prefix"), &tc.c)
 			if ok != tc.fast {
-				t.Fatalf("appendChunk ok = %v, want %v", ok, tc.fast)
+				t.Fatalf("openai.AppendChunk ok = %v, want %v", ok, tc.fast)
 			}
 			if ok && string(got) != "prefix"+string(want) {
-				t.Fatalf("appendChunk:\n got %s\nwant prefix%s", got, want)
+				t.Fatalf("openai.AppendChunk:\n got %s\nwant prefix%s", got, want)
 			}
 			// (U+FFFD itself instead of \ufffd under GOEXPERIMENT=jsonv2.)
-			if wants := strings.ReplaceAll(tc.wants, `\ufffd`, invalidUTF8); !strings.Contains(string(want), wants) {
+			if wants := strings.ReplaceAll(tc.wants, `\ufffd`, invalidUTF8()); !strings.Contains(string(want), wants) {
 				t.Fatalf("json.Marshal = %s, does not contain %s", want, wants)
 			}
 			// Through the stream writer, fast path or not.
@@ -154,8 +161,8 @@ func TestOpenAIStreamSkipsMeteringUsage(t *testing.T) {
 }
 
 // TestChunkEncoderKnowsEveryField pins the fields, types and tags of the
-// types appendChunk writes by hand. If this fails, a field was added or
-// changed: teach appendChunk to write it (in tag order, with its omitempty
+// types openai.AppendChunk writes by hand. If this fails, a field was added or
+// changed: teach openai.AppendChunk to write it (in tag order, with its omitempty
 // rule) or to report false when it is set, extend the tests and the fuzz
 // target, then update this list.
 func TestChunkEncoderKnowsEveryField(t *testing.T) {
@@ -218,18 +225,18 @@ func TestChunkEncoderKnowsEveryField(t *testing.T) {
 			got = append(got, fmt.Sprintf("%s %s %s", f.Name, f.Type, f.Tag))
 		}
 		if !reflect.DeepEqual(got, fields) {
-			t.Errorf("%s fields changed; appendChunk must follow:\n got %q\nwant %q", typ, got, fields)
+			t.Errorf("%s fields changed; openai.AppendChunk must follow:\n got %q\nwant %q", typ, got, fields)
 		}
 		for _, m := range marshalers {
 			if typ.Implements(m) || reflect.PointerTo(typ).Implements(m) {
-				t.Errorf("%s implements %s; appendChunk does not call it", typ, m)
+				t.Errorf("%s implements %s; openai.AppendChunk does not call it", typ, m)
 			}
 		}
 	}
 }
 
 // FuzzChunkEncoding builds chunks from fuzzed values and checks that
-// appendChunk writes exactly what json.Marshal does, takes the fast path
+// openai.AppendChunk writes exactly what json.Marshal does, takes the fast path
 // whenever the chunk has no logprobs or refusal, and that
 // openaiStream.chunk sends the same bytes either way.
 func FuzzChunkEncoding(f *testing.F) {
@@ -324,12 +331,12 @@ func FuzzChunkEncoding(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, ok := appendChunk(nil, &c)
+		got, ok := openai.AppendChunk(nil, &c)
 		if ok != fast {
-			t.Fatalf("appendChunk ok = %v, want %v", ok, fast)
+			t.Fatalf("openai.AppendChunk ok = %v, want %v", ok, fast)
 		}
 		if ok && !bytes.Equal(got, want) {
-			t.Fatalf("appendChunk:\n got %s\nwant %s", got, want)
+			t.Fatalf("openai.AppendChunk:\n got %s\nwant %s", got, want)
 		}
 		if got := streamChunk(t, &c); got != string(want) {
 			t.Fatalf("openaiStream.chunk:\n got %s\nwant %s", got, want)
@@ -344,7 +351,7 @@ func BenchmarkAppendChunk(b *testing.B) {
 		var buf []byte
 		b.ReportAllocs()
 		for b.Loop() {
-			buf, _ = appendChunk(buf[:0], c)
+			buf, _ = openai.AppendChunk(buf[:0], c)
 		}
 	})
 	b.Run("encoder", func(b *testing.B) {

@@ -46,7 +46,7 @@ func startSSE(w http.ResponseWriter) {
 type openaiStream struct {
 	sw           *sse.Writer
 	includeUsage bool
-	// buf is the reused buffer appendChunk encodes every common chunk
+	// buf is the reused buffer openai.AppendChunk encodes every common chunk
 	// into; jbuf and enc encode the others (json.Encoder writes what
 	// json.Marshal returns, plus a newline), also without a fresh slice
 	// per chunk.
@@ -65,7 +65,7 @@ func (o *openaiStream) chunk(c *openai.ChatChunk) error {
 	if o.buf == nil {
 		o.buf = make([]byte, 0, 256) // most chunks are 150-250 bytes; grows once for more
 	}
-	b, ok := appendChunk(o.buf[:0], c)
+	b, ok := openai.AppendChunk(o.buf[:0], c)
 	o.buf = b[:0]
 	if ok {
 		return o.sw.Event("", b)

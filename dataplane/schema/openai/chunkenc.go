@@ -1,14 +1,13 @@
-package server
+package openai
 
 import (
 	"strconv"
 	"unicode/utf8"
 
 	json "github.com/go-json-experiment/json/v1"
-	"tollgate.dev/tollgate/dataplane/schema/openai"
 )
 
-// appendChunk appends the JSON encoding of c to dst without reflection,
+// AppendChunk appends the JSON encoding of c to dst without reflection,
 // byte for byte what json.Marshal(c) returns: the struct tags' field order
 // and omitempty rules, encoding/json's HTML-safe string escaping (<, >, &
 // as \u003c, \u003e, \u0026; U+2028 and U+2029 as \u2028 and \u2029;
@@ -24,7 +23,7 @@ import (
 // TestChunkEncoderKnowsEveryField pins the fields and tags of the types it
 // writes; a field added to them must be added here too (or make this
 // function report false), or that test fails.
-func appendChunk(dst []byte, c *openai.ChatChunk) ([]byte, bool) {
+func AppendChunk(dst []byte, c *ChatChunk) ([]byte, bool) {
 	for i := range c.Choices {
 		ch := &c.Choices[i]
 		if len(ch.Logprobs) != 0 || ch.Delta.Refusal != nil {
@@ -64,7 +63,7 @@ func appendChunk(dst []byte, c *openai.ChatChunk) ([]byte, bool) {
 }
 
 // appendChunkChoice writes a ChunkChoice whose Logprobs is empty.
-func appendChunkChoice(dst []byte, ch *openai.ChunkChoice) []byte {
+func appendChunkChoice(dst []byte, ch *ChunkChoice) []byte {
 	dst = append(dst, `{"index":`...)
 	dst = strconv.AppendInt(dst, int64(ch.Index), 10)
 	dst = append(dst, `,"delta":`...)
@@ -81,7 +80,7 @@ func appendChunkChoice(dst []byte, ch *openai.ChunkChoice) []byte {
 // appendDelta writes a Delta whose Refusal is nil. Every field is
 // omitempty: a nil pointer or empty string or slice is left out, a pointer
 // to "" is not.
-func appendDelta(dst []byte, d *openai.Delta) []byte {
+func appendDelta(dst []byte, d *Delta) []byte {
 	dst = append(dst, '{')
 	if d.Role != "" {
 		dst = append(dst, `"role":`...)
@@ -126,7 +125,7 @@ func comma(dst []byte) []byte {
 	return dst
 }
 
-func appendToolCall(dst []byte, tc *openai.ToolCall) []byte {
+func appendToolCall(dst []byte, tc *ToolCall) []byte {
 	dst = append(dst, '{')
 	if tc.Index != nil {
 		dst = append(dst, `"index":`...)
@@ -154,7 +153,7 @@ func appendToolCall(dst []byte, tc *openai.ToolCall) []byte {
 	return append(dst, '}', '}')
 }
 
-func appendUsage(dst []byte, u *openai.Usage) []byte {
+func appendUsage(dst []byte, u *Usage) []byte {
 	dst = append(dst, `{"prompt_tokens":`...)
 	dst = strconv.AppendInt(dst, int64(u.PromptTokens), 10)
 	dst = append(dst, `,"completion_tokens":`...)
