@@ -133,7 +133,7 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, in inbound) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	rq.meta = translate.StreamMeta{ID: newCompletionID(), Created: rq.start.Unix(), Model: req.Model}
+	rq.meta = translate.StreamMeta{ID: newCompletionID(), Created: rq.start.Unix(), Model: req.Model, IncludeUsage: req.WantsUsageChunk()}
 	s.execute(ctx, w, rq, plan.Targets)
 }
 

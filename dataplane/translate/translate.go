@@ -36,6 +36,9 @@ type StreamMeta struct {
 	Created int64
 	// Model is the model name reported to the client.
 	Model string
+	// IncludeUsage is set when the client asked for a usage chunk
+	// (stream_options.include_usage); a native stream sends it only then.
+	IncludeUsage bool
 }
 
 // Translator maps canonical requests to one provider's native API and back.

@@ -42,6 +42,19 @@ func fastChunk(data []byte, w *wireChunk) bool {
 			return ok
 		case "usage", "error":
 			return p.null()
+		case "id", "object", "created", "model":
+			// Where the envelope is, for spliceChunk.
+			e := &w.envelope[envelopeIndex(key)]
+			if e.end != 0 {
+				w.envelopeRepeated = true
+			}
+			e.start = p.i
+			ok := p.skip(0)
+			e.end = p.i
+			return ok
+		}
+		if foldsTo(key, chunkEnvelope...) {
+			w.envelopeRepeated = true // encoding/json would read it as that key
 		}
 		return !foldsTo(key, "choices", "system_fingerprint", "usage", "error") && p.skip(0)
 	})
@@ -101,7 +114,19 @@ func (p *parser) delta(d *wireDelta) bool {
 			toolCalls = true
 			return p.toolCalls(d)
 		default:
-			return !foldsTo(key, "role", "content", "reasoning_content", "reasoning", "refusal", "reasoning_signature", "tool_calls") && p.skip(2)
+			if foldsTo(key, "role", "content", "reasoning_content", "reasoning", "refusal", "reasoning_signature", "tool_calls") {
+				return false
+			}
+			start := p.i
+			if !p.skip(2) {
+				return false
+			}
+			switch string(p.b[start:p.i]) {
+			case "null", "[]", "{}", `""`:
+			default:
+				d.unmodelled = true
+			}
+			return true
 		}
 		v, set, ok := p.optString()
 		*f = optString{v: v, set: set}

@@ -39,6 +39,10 @@ func (t *Translator) ChatStream(body io.Reader, _ translate.Target, meta transla
 
 // NewStreamReader returns the chunk reader behind ChatStream.
 func NewStreamReader(body io.Reader, f Flavor, meta translate.StreamMeta) translate.ChunkReader {
+	return newStreamReader(body, f, meta)
+}
+
+func newStreamReader(body io.Reader, f Flavor, meta translate.StreamMeta) *streamReader {
 	return &streamReader{src: sse.NewReader(body, 0), flavor: f, meta: meta, ids: newCallIDs(meta.ID)}
 }
 
@@ -61,6 +65,9 @@ type streamReader struct {
 	// encoding/json's per-call allocations.
 	dec   *json.Decoder
 	event eventBytes
+	// changed is set when normalising the current event altered or left
+	// out anything in it (see nativeStream).
+	changed bool
 }
 
 // eventBytes feeds one event's data to the reused decoder.
@@ -83,7 +90,16 @@ type wireChunk struct {
 	Usage             *openai.Usage     `json:"usage"`
 	SystemFingerprint stickyString      `json:"system_fingerprint"`
 	Error             json.RawMessage   `json:"error"`
+
+	// envelope is where fastChunk found the values of id, object, created
+	// and model (chunkEnvelope order; end 0 when absent), and
+	// envelopeRepeated whether one of them came twice or in other case.
+	envelope         [4]span
+	envelopeRepeated bool
 }
+
+// span is a value's byte range in an event.
+type span struct{ start, end int }
 
 type wireChunkChoice struct {
 	Index        int        `json:"index"`
@@ -100,13 +116,26 @@ type wireDelta struct {
 	Refusal            optString         `json:"refusal"`
 	ReasoningSignature optString         `json:"reasoning_signature"`
 	ToolCalls          []openai.ToolCall `json:"tool_calls"`
+	// unmodelled is set (by fastChunk only) when the delta carries a field
+	// the canonical one lacks, with a value (annotations, audio): the chunk
+	// says something, which a native stream forwards.
+	unmodelled bool
 }
 
 // Next implements translate.ChunkReader.
 func (s *streamReader) Next() (*openai.ChatChunk, error) {
+	c, _, err := s.next()
+	return c, err
+}
+
+// next is Next that also returns the event's data when the chunk says
+// exactly what the event says (pristine: nothing normalised, added or left
+// out but the envelope), for nativeStream; the data is valid until the
+// next call.
+func (s *streamReader) next() (*openai.ChatChunk, []byte, error) {
 	for {
 		if c, err := s.out.Pop(); c != nil || err != nil {
-			return c, err
+			return c, nil, err
 		}
 		ev, err := s.src.Next()
 		if err != nil {
@@ -125,13 +154,16 @@ func (s *streamReader) Next() (*openai.ChatChunk, error) {
 			s.out.End(s.done())
 			continue
 		}
-		c, err := s.chunk(data)
+		c, pristine, err := s.chunk(data)
 		if err != nil {
 			s.out.End(err)
 			continue
 		}
 		if c != nil {
-			return c, nil
+			if !pristine {
+				data = nil
+			}
+			return c, data, nil
 		}
 	}
 }
@@ -201,17 +233,21 @@ func (s *streamReader) box() *chunkBox {
 }
 
 // chunk decodes and normalises one data event; nil means nothing is left
-// to send.
-func (s *streamReader) chunk(data []byte) (*openai.ChatChunk, error) {
+// to send. pristine reports a chunk that says exactly what the event does:
+// decoded on the fast path, nothing normalised or left out, no usage.
+func (s *streamReader) chunk(data []byte) (c *openai.ChatChunk, pristine bool, err error) {
 	w := &s.wire
 	w.reset()
-	if !fastChunk(data, w) {
+	fast := fastChunk(data, w)
+	if !fast {
 		w.reset()
 		if err := s.decode(data); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
-	return s.translate()
+	s.changed = false
+	c, err = s.translate()
+	return c, fast && !s.changed && w.Usage == nil, err
 }
 
 // reset empties w for the next event, keeping its choice slice's storage.
@@ -222,6 +258,7 @@ func (w *wireChunk) reset() {
 	w.Usage = nil
 	w.Error = nil
 	w.SystemFingerprint.set = false
+	w.envelope, w.envelopeRepeated = [4]span{}, false
 }
 
 // decode is the general path: encoding/json with the reused decoder.
@@ -258,6 +295,7 @@ func (s *streamReader) translate() (*openai.ChatChunk, error) {
 			return nil, err
 		}
 		if !keep {
+			s.changed = true
 			continue
 		}
 		if out == nil && i == len(w.Choices)-1 {
@@ -294,8 +332,11 @@ func (s *streamReader) normalize(wc *wireChunkChoice) (bool, error) {
 		return false, nil
 	}
 	d := &wc.Delta
-	if !d.ReasoningContent.set && d.Reasoning.set {
-		d.ReasoningContent = d.Reasoning
+	if d.Reasoning.set {
+		s.changed = true // moved to reasoning_content, or dropped
+		if !d.ReasoningContent.set {
+			d.ReasoningContent = d.Reasoning
+		}
 	}
 	for j := range d.ToolCalls {
 		if err := s.toolCall(wc.Index, st, &d.ToolCalls[j]); err != nil {
@@ -303,15 +344,20 @@ func (s *streamReader) normalize(wc *wireChunkChoice) (bool, error) {
 		}
 	}
 	if wc.FinishReason.set {
-		wc.FinishReason.v = normalizeFinish(wc.FinishReason.v, st.hasCalls)
+		v := normalizeFinish(wc.FinishReason.v, st.hasCalls)
+		s.changed = s.changed || v != wc.FinishReason.v
+		wc.FinishReason.v = v
 	}
 	says := d.Content.set || d.ReasoningContent.set || d.Refusal.set || d.ReasoningSignature.set ||
-		len(d.ToolCalls) > 0 || wc.FinishReason.set || wc.Logprobs.raw != nil
+		len(d.ToolCalls) > 0 || wc.FinishReason.set || wc.Logprobs.raw != nil || d.unmodelled
 	if st.started && !says {
 		return false, nil
 	}
-	d.Role = optString{}
-	if !st.started {
+	if st.started {
+		s.changed = s.changed || d.Role.set // a repeated role is dropped
+		d.Role = optString{}
+	} else {
+		s.changed = s.changed || d.Role.v != openai.RoleAssistant
 		st.started = true
 		d.Role = optString{v: openai.RoleAssistant, set: true}
 	}
@@ -328,6 +374,7 @@ func (s *streamReader) normalize(wc *wireChunkChoice) (bool, error) {
 func (s *streamReader) toolCall(choice int, st *choiceState, tc *openai.ToolCall) error {
 	st.hasCalls = true
 	if tc.Index == nil {
+		s.changed = true
 		i := st.calls - 1
 		if tc.ID != "" || tc.Function.Name != "" || i < 0 {
 			i = st.calls
@@ -344,11 +391,14 @@ func (s *streamReader) toolCall(choice int, st *choiceState, tc *openai.ToolCall
 		}
 		st.calls = i + 1
 		if tc.ID == "" {
+			s.changed = true
 			tc.ID = s.ids.id(choice, i)
 		}
+		s.changed = s.changed || tc.Type != "function"
 		tc.Type = "function"
 		return nil
 	}
+	s.changed = s.changed || tc.ID != "" || tc.Type != "" || tc.Function.Name != ""
 	tc.ID, tc.Type, tc.Function.Name = "", "", ""
 	return nil
 }
