@@ -44,14 +44,8 @@ func TestAnthropicSDKEveryProvider(t *testing.T) {
 				t.Fatalf("message %q stop %q usage %+v", got, msg.StopReason, msg.Usage)
 			}
 
-			stream := c.Messages.NewStreaming(ctx(t), params)
-			var acc anthropic.Message
-			for stream.Next() {
-				if err := acc.Accumulate(stream.Current()); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := stream.Err(); err != nil {
+			acc, err := send(t, c, params, true)
+			if err != nil {
 				t.Fatal(err)
 			}
 			if got := text(acc); got != "echo: hi from the sdk" || acc.StopReason != anthropic.StopReasonEndTurn || string(acc.Model) != at.model {
@@ -98,23 +92,9 @@ func TestAnthropicNative(t *testing.T) {
 		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))}}
 	for _, streamed := range []bool{false, true} {
 		fake.Reset()
-		var msg anthropic.Message
-		if streamed {
-			stream := c.Messages.NewStreaming(ctx(t), params)
-			for stream.Next() {
-				if err := msg.Accumulate(stream.Current()); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := stream.Err(); err != nil {
-				t.Fatal(err)
-			}
-		} else {
-			m, err := c.Messages.New(ctx(t), params)
-			if err != nil {
-				t.Fatal(err)
-			}
-			msg = *m
+		msg, err := send(t, c, params, streamed)
+		if err != nil {
+			t.Fatal(err)
 		}
 		if text(msg) != "echo: hi" || msg.Model != "via-anthropic" || !strings.HasPrefix(msg.ID, "msg_") || msg.ID == "msg_fake" {
 			t.Errorf("streamed=%v: answer %q model %q id %q", streamed, text(msg), msg.Model, msg.ID)
@@ -136,6 +116,26 @@ func TestAnthropicNative(t *testing.T) {
 			t.Errorf("streamed=%v: upstream x-api-key is the client's key or empty", streamed)
 		}
 	}
+}
+
+// send makes one Messages call, streamed (and accumulated by the SDK, as
+// its users do) or not.
+func send(t *testing.T, c anthropic.Client, params anthropic.MessageNewParams, streamed bool) (anthropic.Message, error) {
+	if !streamed {
+		m, err := c.Messages.New(ctx(t), params)
+		if err != nil {
+			return anthropic.Message{}, err
+		}
+		return *m, nil
+	}
+	var msg anthropic.Message
+	stream := c.Messages.NewStreaming(ctx(t), params)
+	for stream.Next() {
+		if err := msg.Accumulate(stream.Current()); err != nil {
+			return msg, err
+		}
+	}
+	return msg, stream.Err()
 }
 
 func text(m anthropic.Message) string {
@@ -220,23 +220,9 @@ func TestAnthropicFailoverAcrossRelays(t *testing.T) {
 			tc.answer.Reset()
 			params := anthropic.MessageNewParams{Model: anthropic.Model(tc.model), MaxTokens: 64,
 				Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))}}
-			var msg anthropic.Message
-			if streamed {
-				stream := c.Messages.NewStreaming(ctx(t), params)
-				for stream.Next() {
-					if err := msg.Accumulate(stream.Current()); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if err := stream.Err(); err != nil {
-					t.Fatalf("%s streamed: %v", tc.model, err)
-				}
-			} else {
-				m, err := c.Messages.New(ctx(t), params)
-				if err != nil {
-					t.Fatalf("%s: %v", tc.model, err)
-				}
-				msg = *m
+			msg, err := send(t, c, params, streamed)
+			if err != nil {
+				t.Fatalf("%s streamed=%v: %v", tc.model, streamed, err)
 			}
 			if text(msg) != "echo: hi" || msg.Model != anthropic.Model(tc.model) || msg.StopReason != anthropic.StopReasonEndTurn {
 				t.Errorf("%s streamed=%v: %q model %q stop %q", tc.model, streamed, text(msg), msg.Model, msg.StopReason)
