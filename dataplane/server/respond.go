@@ -56,11 +56,8 @@ type openaiStream struct {
 }
 
 func (o *openaiStream) chunk(c *openai.ChatChunk) error {
-	if len(c.Choices) == 0 && c.Usage != nil && !o.includeUsage {
-		return nil // usage was requested upstream for metering only
-	}
-	if !o.includeUsage {
-		c.Usage = nil
+	if !c.ForClient(o.includeUsage) {
+		return nil
 	}
 	if o.buf == nil {
 		o.buf = make([]byte, 0, 256) // most chunks are 150-250 bytes; grows once for more

@@ -534,6 +534,21 @@ type ChatChunk struct {
 	SystemFingerprint string        `json:"system_fingerprint,omitempty"`
 }
 
+// ForClient readies c for a client that did or did not ask for usage
+// (stream_options.include_usage): Tollgate always asks upstream, for
+// metering, so without the client's asking usage is removed, and false is
+// returned for the usage-only chunk, which is not sent at all.
+func (c *ChatChunk) ForClient(includeUsage bool) bool {
+	if includeUsage {
+		return true
+	}
+	if len(c.Choices) == 0 && c.Usage != nil {
+		return false
+	}
+	c.Usage = nil
+	return true
+}
+
 // ChunkChoice is one choice's delta in a chunk.
 type ChunkChoice struct {
 	Index        int             `json:"index"`

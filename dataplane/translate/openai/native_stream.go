@@ -66,12 +66,8 @@ func (n *nativeStream) Next() (string, []byte, error) {
 				return "", b, nil
 			}
 		}
-		include := n.r.meta.IncludeUsage
-		if len(c.Choices) == 0 && c.Usage != nil && !include {
-			continue // usage was asked of the upstream for metering only
-		}
-		if !include {
-			c.Usage = nil
+		if !c.ForClient(n.r.meta.IncludeUsage) {
+			continue
 		}
 		if b, ok := openai.AppendChunk(n.buf[:0], c); ok {
 			n.buf = b
