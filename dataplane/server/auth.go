@@ -37,6 +37,17 @@ var errNoKey = openai.NewError(http.StatusUnauthorized, openai.TypeAuthenticatio
 var errBadKey = openai.NewError(http.StatusUnauthorized, openai.TypeAuthentication, "invalid_api_key", "",
 	"Incorrect API key provided. Use a virtual key issued by Tollgate (kubectl get secret <virtualkey>-key).")
 
+// caller is the routing table in effect and the request's virtual key,
+// or the error to answer: 503 before a table arrived, else Authenticate's.
+func (s *Server) caller(r *http.Request, now time.Time) (*routetable.Table, *routetable.Key, *openai.APIError) {
+	t := s.table.Load()
+	if t == nil {
+		return nil, nil, errNoTable
+	}
+	key, aerr := Authenticate(r, t, now)
+	return t, key, aerr
+}
+
 // Authenticate resolves the virtual key of a request against table t. The
 // key is hashed (never stored or logged) and the stored hash compared in
 // constant time.

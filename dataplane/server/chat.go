@@ -59,18 +59,12 @@ type request struct {
 
 func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, in inbound) {
 	rq := &request{start: time.Now(), in: in}
-	t := s.table.Load()
-	if t == nil {
-		in.writeError(w, errNoTable)
-		return
-	}
-	rq.table = t
-	key, aerr := Authenticate(r, t, rq.start)
+	t, key, aerr := s.caller(r, rq.start)
 	if aerr != nil {
 		in.writeError(w, aerr)
 		return
 	}
-	rq.key = key
+	rq.table, rq.key = t, key
 	body, aerr := s.readBody(w, r)
 	if aerr != nil {
 		in.writeError(w, aerr)

@@ -98,13 +98,9 @@ func (s *Server) handleCountTokens(w http.ResponseWriter, r *http.Request) {
 // countTokensRequest authenticates, reads, parses and routes a count
 // request as serveChat does a Messages request.
 func (s *Server) countTokensRequest(w http.ResponseWriter, r *http.Request) (*request, *openai.APIError) {
-	t := s.table.Load()
-	if t == nil {
-		return nil, errNoTable
-	}
-	rq := &request{start: time.Now(), table: t, in: anthropicInbound{}}
+	rq := &request{start: time.Now(), in: anthropicInbound{}}
 	var aerr *openai.APIError
-	if rq.key, aerr = Authenticate(r, t, rq.start); aerr != nil {
+	if rq.table, rq.key, aerr = s.caller(r, rq.start); aerr != nil {
 		return nil, aerr
 	}
 	body, aerr := s.readBody(w, r)
@@ -114,7 +110,7 @@ func (s *Server) countTokensRequest(w http.ResponseWriter, r *http.Request) (*re
 	if rq.req, aerr = anthropic.ParseCountTokensRequest(body); aerr != nil {
 		return nil, aerr
 	}
-	if rq.route, aerr = resolveRoute(t, rq.key, rq.req.Model); aerr != nil {
+	if rq.route, aerr = resolveRoute(rq.table, rq.key, rq.req.Model); aerr != nil {
 		return nil, aerr
 	}
 	rq.labels = [6]string{rq.key.Namespace, rq.key.Name, rq.key.Team, rq.route.Name, "", ""}

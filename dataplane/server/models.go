@@ -19,12 +19,7 @@ import (
 
 // handleModels lists the public model names the caller's key may use.
 func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
-	t := s.table.Load()
-	if t == nil {
-		writeOpenAIError(w, errNoTable)
-		return
-	}
-	key, aerr := Authenticate(r, t, time.Now())
+	t, key, aerr := s.caller(r, time.Now())
 	if aerr != nil {
 		writeOpenAIError(w, aerr)
 		return
@@ -40,12 +35,7 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 // the model if the caller's key may use it, else 404 as OpenAI answers for
 // a model that does not exist, so other teams' routes are not revealed.
 func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
-	t := s.table.Load()
-	if t == nil {
-		writeOpenAIError(w, errNoTable)
-		return
-	}
-	key, aerr := Authenticate(r, t, time.Now())
+	t, key, aerr := s.caller(r, time.Now())
 	if aerr != nil {
 		writeOpenAIError(w, aerr)
 		return
@@ -64,12 +54,7 @@ func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
 // embeddings, with the same failover as chat (minus streaming).
 func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	t := s.table.Load()
-	if t == nil {
-		writeOpenAIError(w, errNoTable)
-		return
-	}
-	key, aerr := Authenticate(r, t, start)
+	t, key, aerr := s.caller(r, start)
 	if aerr != nil {
 		writeOpenAIError(w, aerr)
 		return
